@@ -1,0 +1,88 @@
+"""The ``httpx.Auth`` adapter: API requests authenticated through the TokenManager.
+
+Like httpx's own auth classes it is one flow per request: take a token from the gate,
+send, and on a 401 whose body ``code`` is ``token_not_valid`` replay *once* - with the
+token that replaced the rejected one (refreshing if the rejected one was current). The
+401's body is read before waiting, which returns its pooled connection: a waiter still
+holding its connection can starve the very refresh it waits for (DESIGN §9).
+
+Only the async flow exists: the manager's state lives on one asyncio loop; the Qt shell
+reaches it through its bridge, not through a sync client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Generator
+from typing import TYPE_CHECKING
+
+import httpx
+
+from kiosk.core.claims import Token
+from kiosk.core.errors import KioskError
+from kiosk.core.events import EventKind, Severity
+
+if TYPE_CHECKING:
+    from kiosk.core.manager import TokenManager
+
+#: ``request.extensions`` key: how long this request may wait at the gate (seconds).
+GATE_TIMEOUT_EXTENSION = "kiosk.gate_timeout"
+
+
+def _rejection_code(response: httpx.Response) -> str | None:
+    try:
+        data = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    code = data.get("code") if isinstance(data, dict) else None
+    return code if isinstance(code, str) else None
+
+
+class TokenAuth(httpx.Auth):
+    """Adds ``Authorization: <type> <access>`` and handles a rejected access token."""
+
+    def __init__(self, manager: TokenManager) -> None:
+        self._manager = manager
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raise KioskError("kiosk's TokenAuth works with httpx.AsyncClient only")
+        yield request  # pragma: no cover - makes this a generator
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        manager = self._manager
+        timeout = request.extensions.get(GATE_TIMEOUT_EXTENSION)
+        token = await manager.access_token(timeout=timeout)
+        manager._metrics.requests += 1
+        self._authorize(request, token)
+        response = yield request
+        if response.status_code not in {401, 403}:
+            return
+        await response.aread()
+        if _rejection_code(response) != "token_not_valid":
+            self._visible(response)
+            return
+        replacement = await manager.token_rejected(token, timeout=timeout)
+        manager._metrics.requests_replayed += 1
+        self._authorize(request, replacement)
+        response = yield request
+        if response.status_code in {401, 403}:
+            await response.aread()
+            self._visible(response)
+
+    def _authorize(self, request: httpx.Request, token: Token) -> None:
+        header_type = self._manager.server.auth_header_type
+        request.headers["Authorization"] = f"{header_type} {token.reveal()}"
+
+    def _visible(self, response: httpx.Response) -> None:
+        manager = self._manager
+        if response.status_code == 401:
+            manager._metrics.user_visible_401 += 1
+        manager._emit(
+            EventKind.REQUEST_REJECTED,
+            Severity.MEDIUM,
+            f"the server refused {response.request.method} {response.request.url.path} "
+            f"(HTTP {response.status_code}, code {_rejection_code(response)})",
+            data={"status": response.status_code, "code": _rejection_code(response)},
+        )

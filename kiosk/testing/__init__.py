@@ -1,0 +1,1 @@
+"""QA tooling for kiosk (reference server, pytest plugin, shift simulator)."""
