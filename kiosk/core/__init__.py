@@ -62,6 +62,7 @@ __all__ = [
     "SessionPolicy",
     "Severity",
     "State",
+    "StoredSession",
     "SystemClock",
     "Token",
     "TokenAuth",

@@ -44,7 +44,9 @@ class TokenAuth(httpx.Auth):
     def __init__(self, manager: TokenManager) -> None:
         self._manager = manager
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
         raise KioskError("kiosk's TokenAuth works with httpx.AsyncClient only")
         yield request  # pragma: no cover - makes this a generator
 

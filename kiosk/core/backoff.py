@@ -25,7 +25,7 @@ class ExponentialBackoff(Iterator[float]):
 
     def __init__(self, policy: BackoffPolicy, rng: random.Random | None = None) -> None:
         self._policy = policy
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+        self._rng = rng or random.Random()
         self.attempt = 0
 
     def __iter__(self) -> ExponentialBackoff:

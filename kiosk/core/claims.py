@@ -133,8 +133,12 @@ def decode_token(
                 issuer=settings.issuer,
                 audience=settings.audience,
                 # Expiry is judged on server-corrected time by the session, not here.
-                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
-                         "verify_aud": settings.audience is not None},
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "verify_aud": settings.audience is not None,
+                },
             )
         else:
             raw = jwt.decode(value, options={"verify_signature": False})
@@ -145,7 +149,9 @@ def decode_token(
     return Token(value, _claims(raw, settings, expected_type))
 
 
-def _claims(raw: dict[str, Any], settings: ServerSettings, expected_type: str | None) -> TokenClaims:
+def _claims(
+    raw: dict[str, Any], settings: ServerSettings, expected_type: str | None
+) -> TokenClaims:
     token_type = raw.get(settings.token_type_claim)
     if not isinstance(token_type, str):
         raise TokenValidationError(f"token has no string {settings.token_type_claim!r} claim")

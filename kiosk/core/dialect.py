@@ -39,7 +39,13 @@ from kiosk.core.settings import ServerSettings
 
 #: Body codes after which a refresh can never succeed.
 DEFINITIVE_CODES = frozenset(
-    {"token_not_valid", "user_inactive", "user_not_found", "password_changed", "bad_authorization_header"}
+    {
+        "token_not_valid",
+        "user_inactive",
+        "user_not_found",
+        "password_changed",
+        "bad_authorization_header",
+    }
 )
 
 
@@ -162,7 +168,9 @@ class PairDialect:
     def parse_obtain(self, response: WireResponse) -> IssuedTokens:
         status = response.status_code
         if status in {401, 403}:
-            raise InvalidCredentialsError("Wrong user name or password, or the account is disabled.")
+            raise InvalidCredentialsError(
+                "Wrong user name or password, or the account is disabled."
+            )
         if status == 400:
             raise InvalidCredentialsError(self._missing_fields_message(response))
         self._raise_if_unavailable(response)

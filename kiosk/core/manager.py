@@ -43,7 +43,13 @@ import httpx
 
 from kiosk.core.backoff import ExponentialBackoff, parse_retry_after, retry_delay
 from kiosk.core.claims import Token
-from kiosk.core.clock import Clock, DeadlineExceeded, ServerTimeOffset, SystemClock, wait_with_deadline
+from kiosk.core.clock import (
+    Clock,
+    DeadlineExceeded,
+    ServerTimeOffset,
+    SystemClock,
+    wait_with_deadline,
+)
 from kiosk.core.dialect import (
     IssuedTokens,
     RefreshRejectedError,
@@ -140,7 +146,7 @@ class TokenManager:
         self._clock: Clock = clock or SystemClock()
         self._vault: Vault | None = vault
         self._transport = transport
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+        self._rng = rng or random.Random()
         self._dialect = make_dialect(server)
         self._machine = SessionMachine()
         self._events = EventBus()
@@ -313,7 +319,9 @@ class TokenManager:
                 raise
             except _OutcomeUnknown as exc:
                 self._login_failed(username, "server_unavailable", str(exc), Severity.LOW)
-                raise ServerUnavailableError(f"the server did not answer the login ({exc})") from None
+                raise ServerUnavailableError(
+                    f"the server did not answer the login ({exc})"
+                ) from None
             except ServerResponseError as exc:
                 self._bad_response(exc, user=username)
                 self._login_failed(username, "bad_response", str(exc), Severity.HIGH)
@@ -446,7 +454,10 @@ class TokenManager:
                 self._metrics.refresh_failures += 1
                 detail = str(exc)
                 if after_unknown:
-                    detail += "; an earlier refresh got no answer, so the server had probably rotated the token already"
+                    detail += (
+                        "; an earlier refresh got no answer, so the server had probably"
+                        " rotated the token already"
+                    )
                 self._fail_definitively(exc.reason, detail, blacklisted=exc.blacklisted)
             except ServerUnavailableError as exc:
                 self._metrics.refresh_failures += 1
@@ -507,8 +518,13 @@ class TokenManager:
         self._refresh = None
         self._clear_vault()
         kind = EventKind.TOKEN_BLACKLISTED if blacklisted else EventKind.REFRESH_REJECTED
-        self._emit(kind, Severity.HIGH, f"session needs re-authentication: {detail}", jtis=jtis,
-                   data={"reason": reason})
+        self._emit(
+            kind,
+            Severity.HIGH,
+            f"session needs re-authentication: {detail}",
+            jtis=jtis,
+            data={"reason": reason},
+        )
         raise NeedsReauthenticationError(
             "Your session could not be renewed "
             f"({'the server says the token was revoked' if blacklisted else reason}); "
@@ -558,11 +574,20 @@ class TokenManager:
         self._transition(SessionEnded(reason, by_cap=by_cap))
         user = self._user
         if by_cap:
-            self._emit(EventKind.SHIFT_CAP_REACHED, Severity.MEDIUM,
-                       "the shift's session cap was reached; the session has ended", jtis=jtis)
+            self._emit(
+                EventKind.SHIFT_CAP_REACHED,
+                Severity.MEDIUM,
+                "the shift's session cap was reached; the session has ended",
+                jtis=jtis,
+            )
         else:
-            self._emit(EventKind.LOGGED_OUT, Severity.INFO, f"{user} signed out ({reason})",
-                       jtis=jtis, data={"reason": reason})
+            self._emit(
+                EventKind.LOGGED_OUT,
+                Severity.INFO,
+                f"{user} signed out ({reason})",
+                jtis=jtis,
+                data={"reason": reason},
+            )
         if revoked is False or (refresh is not None and revoked is None):
             self._emit(
                 EventKind.LOGOUT_NOT_REVOKED,
@@ -689,7 +714,9 @@ class TokenManager:
         self._observe_server_time(wire, sent_at, received_at)
         return wire
 
-    def _observe_server_time(self, response: WireResponse, sent_at: float, received_at: float) -> None:
+    def _observe_server_time(
+        self, response: WireResponse, sent_at: float, received_at: float
+    ) -> None:
         offset = self._offset.observe(
             date_header=response.headers.get("date"), sent_at=sent_at, received_at=received_at
         )
@@ -715,7 +742,8 @@ class TokenManager:
 
     def _install(self, issued: IssuedTokens, *, fresh_login: bool) -> None:
         """Take new tokens: persist the refresh token *before* anyone may use the access."""
-        assert self._user is not None and self._login_time is not None
+        assert self._user is not None
+        assert self._login_time is not None
         refresh = issued.refresh or self._refresh
         if refresh is None:
             raise ServerResponseError("the server issued no refresh token")
@@ -741,28 +769,47 @@ class TokenManager:
         except VaultError as exc:
             self._vault = MemoryVault()
             self._vault.store(session)
-            self._emit(EventKind.KEYRING_UNAVAILABLE, Severity.MEDIUM,
-                       f"{exc}: the session is kept in memory only")
+            self._emit(
+                EventKind.KEYRING_UNAVAILABLE,
+                Severity.MEDIUM,
+                f"{exc}: the session is kept in memory only",
+            )
 
     def _clear_vault(self) -> None:
         if self._vault is not None:
             try:
                 self._vault.clear()
             except VaultError as exc:
-                self._emit(EventKind.KEYRING_UNAVAILABLE, Severity.HIGH,
-                           f"{exc}: the stored session could not be wiped")
+                self._emit(
+                    EventKind.KEYRING_UNAVAILABLE,
+                    Severity.HIGH,
+                    f"{exc}: the stored session could not be wiped",
+                )
 
     def _login_failed(self, username: str, reason: str, message: str, severity: Severity) -> None:
         self._metrics.login_failures += 1
         self._transition(LoginFailed(reason))
-        self._emit(EventKind.LOGIN_FAILED, severity, f"sign-in of {username} failed: {message}",
-                   data={"reason": reason}, user=username)
+        self._emit(
+            EventKind.LOGIN_FAILED,
+            severity,
+            f"sign-in of {username} failed: {message}",
+            data={"reason": reason},
+            user=username,
+        )
 
     def _bad_response(self, exc: ServerResponseError, *, user: str | None) -> None:
-        kind = (EventKind.TOKEN_VALIDATION_FAILED if isinstance(exc, TokenValidationError)
-                else EventKind.MALFORMED_RESPONSE)
-        self._emit(kind, Severity.HIGH, f"unusable answer from the server: {exc}",
-                   data={"status": exc.status_code}, user=user)
+        kind = (
+            EventKind.TOKEN_VALIDATION_FAILED
+            if isinstance(exc, TokenValidationError)
+            else EventKind.MALFORMED_RESPONSE
+        )
+        self._emit(
+            kind,
+            Severity.HIGH,
+            f"unusable answer from the server: {exc}",
+            data={"status": exc.status_code},
+            user=user,
+        )
 
     def _transition(self, event: Event) -> None:
         transition = self._machine.handle(event)
@@ -773,8 +820,12 @@ class TokenManager:
             _STATE_SEVERITY.get(transition.new, Severity.INFO),
             f"session {transition.old.value} -> {transition.new.value}",
             jtis=self._jtis(),
-            data={"from": transition.old.value, "to": transition.new.value,
-                  "cause": type(event).__name__, "reason": getattr(event, "reason", None)},
+            data={
+                "from": transition.old.value,
+                "to": transition.new.value,
+                "cause": type(event).__name__,
+                "reason": getattr(event, "reason", None),
+            },
         )
 
     def _jtis(self) -> tuple[str, ...]:

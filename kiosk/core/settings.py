@@ -153,13 +153,18 @@ class SessionPolicy:
 #: The CareLink configuration guide's profiles. Access lifetimes are the server's
 #: business; these carry what the client decides.
 PROFILES: dict[str, SessionPolicy] = {
-    "icu": SessionPolicy(name="icu", idle_lock_s=2 * 60, absolute_cap_s=8 * 3600,
-                         cap_warning_s=10 * 60, persist_refresh_token=False),
+    "icu": SessionPolicy(
+        name="icu",
+        idle_lock_s=2 * 60,
+        absolute_cap_s=8 * 3600,
+        cap_warning_s=10 * 60,
+        persist_refresh_token=False,
+    ),
     "general-ward": SessionPolicy(),
-    "outpatient": SessionPolicy(name="outpatient", idle_lock_s=10 * 60,
-                                absolute_cap_s=16 * 3600),
-    "research": SessionPolicy(name="research", idle_lock_s=15 * 60,
-                              absolute_cap_s=24 * 3600, cap_warning_s=30 * 60),
+    "outpatient": SessionPolicy(name="outpatient", idle_lock_s=10 * 60, absolute_cap_s=16 * 3600),
+    "research": SessionPolicy(
+        name="research", idle_lock_s=15 * 60, absolute_cap_s=24 * 3600, cap_warning_s=30 * 60
+    ),
 }
 
 

@@ -15,6 +15,7 @@ backend discovery costs ~155 ms of start-up (DESIGN §8).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from dataclasses import dataclass, field
@@ -95,7 +96,9 @@ def _decode(raw: str) -> StoredSession | None:
 class KeyringVault:
     """Keeps the session in the OS keyring, under ``kiosk:<server>`` / ``<workstation>``."""
 
-    def __init__(self, server_url: str, workstation: str | None = None, backend: Any = None) -> None:
+    def __init__(
+        self, server_url: str, workstation: str | None = None, backend: Any = None
+    ) -> None:
         import keyring
 
         self._keyring = backend or keyring.get_keyring()
@@ -117,10 +120,9 @@ class KeyringVault:
             raise VaultError(f"keyring write failed ({type(exc).__name__})") from None
 
     def clear(self) -> None:
-        try:
+        # Nothing stored is what we want, whatever the backend says about it.
+        with contextlib.suppress(Exception):
             self._keyring.delete_password(self._service, self._account)
-        except Exception:  # noqa: S110 - nothing stored is what we want
-            pass
 
 
 def usable_keyring() -> Any | None:

@@ -1,1 +1,1 @@
-"""QA tooling for kiosk (reference server, pytest plugin, shift simulator)."""
+"""Testing support for kiosk: the reference simplejwt server, fault injection, pytest fixtures."""
