@@ -1,4 +1,4 @@
-"""The ``kiosk`` command: ``kiosk demo`` and (later) ``run``, ``selftest``, ``simulate``, ``check-server``.
+"""The ``kiosk`` command: ``kiosk demo`` now; ``run``, ``selftest``, ``simulate`` and more later.
 
 ``kiosk demo`` starts the bundled reference simplejwt server (gunicorn on 127.0.0.1, demo users)
 with short token lifetimes so a whole refresh cycle is visible in seconds, then runs a headless

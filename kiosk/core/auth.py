@@ -25,6 +25,9 @@ from kiosk.core.events import EventKind, Severity
 if TYPE_CHECKING:
     from kiosk.core.manager import TokenManager
 
+#: 401/403 codes that no refresh can cure: the session needs re-authentication at once.
+FINAL_CODES = frozenset({"password_changed", "user_inactive", "user_not_found"})
+
 #: ``request.extensions`` key: how long this request may wait at the gate (seconds).
 GATE_TIMEOUT_EXTENSION = "kiosk.gate_timeout"
 
@@ -62,7 +65,10 @@ class TokenAuth(httpx.Auth):
         if response.status_code not in {401, 403}:
             return
         await response.aread()
-        if _rejection_code(response) != "token_not_valid":
+        code = _rejection_code(response)
+        if code in FINAL_CODES:
+            raise manager.session_revoked(token, code)
+        if code != "token_not_valid":
             self._visible(response)
             return
         replacement = await manager.token_rejected(token, timeout=timeout)
@@ -71,6 +77,9 @@ class TokenAuth(httpx.Auth):
         response = yield request
         if response.status_code in {401, 403}:
             await response.aread()
+            code = _rejection_code(response)
+            if code in FINAL_CODES:
+                raise manager.session_revoked(replacement, code)
             self._visible(response)
 
     def _authorize(self, request: httpx.Request, token: Token) -> None:

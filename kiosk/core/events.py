@@ -40,6 +40,7 @@ class EventKind(enum.StrEnum):
     REFRESH_REJECTED = "refresh_rejected"
     REFRESH_OUTCOME_UNKNOWN = "refresh_outcome_unknown"
     TOKEN_BLACKLISTED = "token_blacklisted"
+    SESSION_REVOKED = "session_revoked"
     MALFORMED_RESPONSE = "malformed_response"
     TOKEN_VALIDATION_FAILED = "token_validation_failed"
     CLOCK_SKEW = "clock_skew"

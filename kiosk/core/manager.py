@@ -83,6 +83,7 @@ from kiosk.core.session import (
     RefreshSucceeded,
     SessionEnded,
     SessionMachine,
+    SessionRevoked,
     State,
     refresh_due_at,
 )
@@ -386,6 +387,40 @@ class TokenManager:
             self._rejected_jti = token.jti
         return await self.access_token(timeout=timeout)
 
+    def session_revoked(self, token: Token, reason: str) -> NeedsReauthenticationError:
+        """An API request carrying ``token`` got a final 401 (``password_changed``...).
+
+        A refresh cannot help (simplejwt still refreshes after a password change, but every
+        access token it issues fails the same way), so the session needs re-authentication
+        at once: no refresh is attempted, every waiting request fails with the returned
+        error, and the refresh token is forgotten.
+
+        Returns:
+            The error the caller raises to its own request.
+        """
+        current = self._access is not None and self._access.jti == token.jti
+        if current and self._machine.state in LIVE_STATES - {State.NEEDS_REAUTH}:
+            # A refresh in flight is left to land: it notices the new state and fails its
+            # waiters with the same error (cancelling it would hand them CancelledError).
+            jtis = self._jtis()
+            self._transition(SessionRevoked(reason))
+            self._reauth_reason = reason
+            self._metrics.interruptions += 1
+            self._access = None
+            self._refresh = None
+            self._clear_vault()
+            self._emit(
+                EventKind.SESSION_REVOKED,
+                Severity.HIGH,
+                f"the server revoked the session ({reason}); please sign in again",
+                jtis=jtis,
+                data={"reason": reason},
+            )
+        return NeedsReauthenticationError(
+            f"The server ended your session ({reason}); please enter your password again.",
+            reason=reason,
+        )
+
     async def refresh(self) -> None:
         """Refresh now (joining a refresh that is already running)."""
         self._raise_if_no_session()
@@ -448,9 +483,13 @@ class TokenManager:
             started = self._clock.monotonic()
             try:
                 response = await self._call(self._dialect.refresh_request(refresh))
+                self._abandon_if_superseded()
                 issued = self._dialect.parse_refresh(response)
                 self._check_usable_on_arrival(issued.access)
+            except (NeedsReauthenticationError, SessionEndedError, NotLoggedInError):
+                raise
             except RefreshRejectedError as exc:
+                self._abandon_if_superseded()
                 self._metrics.refresh_failures += 1
                 detail = str(exc)
                 if after_unknown:
@@ -460,6 +499,7 @@ class TokenManager:
                     )
                 self._fail_definitively(exc.reason, detail, blacklisted=exc.blacklisted)
             except ServerUnavailableError as exc:
+                self._abandon_if_superseded()
                 self._metrics.refresh_failures += 1
                 self._metrics.refresh_retries += 1
                 retry_after = parse_retry_after(exc.retry_after, self._offset.server_time())
@@ -478,6 +518,7 @@ class TokenManager:
                 )
                 await self._clock.sleep(delay)
             except (_OutcomeUnknown, ServerResponseError) as exc:
+                self._abandon_if_superseded()
                 self._metrics.refresh_failures += 1
                 self._metrics.refresh_retries += 1
                 if isinstance(exc, ServerResponseError):
@@ -508,6 +549,12 @@ class TokenManager:
                 )
                 self._wake_scheduler()
                 return
+
+    def _abandon_if_superseded(self) -> None:
+        """While the refresh was on the wire, the session was revoked or ended: stop here."""
+        if self._machine.state is not State.REFRESHING:
+            self._raise_if_no_session()
+            raise NotLoggedInError("the session changed while refreshing")
 
     def _fail_definitively(self, reason: str, detail: str, *, blacklisted: bool = False) -> None:
         jtis = self._jtis()

@@ -114,6 +114,13 @@ class RefreshRejected(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class SessionRevoked(Event):
+    """The server rejected an API request with a final code (``password_changed``...)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class SessionEnded(Event):
     """The session is over: signed out by the user, or the absolute shift cap."""
 
@@ -126,6 +133,7 @@ _REFRESH_OUTCOMES: dict[type[Event], State] = {
     RefreshFailedTransient: State.RETRYING,
     RefreshOutcomeUnknown: State.OUTCOME_UNKNOWN,
     RefreshRejected: State.NEEDS_REAUTH,
+    SessionRevoked: State.NEEDS_REAUTH,
 }
 
 #: The transition table. ``SessionEnded`` and the failed-login fallback are handled by
@@ -134,10 +142,10 @@ TRANSITIONS: dict[State, dict[type[Event], State]] = {
     State.LOGGED_OUT: {LoginStarted: State.AUTHENTICATING},
     State.ENDED: {LoginStarted: State.AUTHENTICATING},
     State.AUTHENTICATING: {LoginSucceeded: State.ACTIVE},
-    State.ACTIVE: {RefreshStarted: State.REFRESHING},
+    State.ACTIVE: {RefreshStarted: State.REFRESHING, SessionRevoked: State.NEEDS_REAUTH},
     State.REFRESHING: _REFRESH_OUTCOMES,
-    State.RETRYING: {RefreshStarted: State.REFRESHING},
-    State.OUTCOME_UNKNOWN: {RefreshStarted: State.REFRESHING},
+    State.RETRYING: {RefreshStarted: State.REFRESHING, SessionRevoked: State.NEEDS_REAUTH},
+    State.OUTCOME_UNKNOWN: {RefreshStarted: State.REFRESHING, SessionRevoked: State.NEEDS_REAUTH},
     State.NEEDS_REAUTH: {LoginStarted: State.AUTHENTICATING},
 }
 

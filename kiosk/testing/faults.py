@@ -8,6 +8,9 @@ answers with a scripted fault instead of (or after) forwarding them:
 * ``read_timeout()`` - the request *reached the server* and was processed, but the
   answer was lost (``httpx.ReadTimeout``): the "outcome unknown" case of DESIGN §3;
 * ``latency(seconds)`` - the answer arrives late;
+* ``corrupt_token()`` - the bearer token is damaged on the way, so the *real* server
+  answers 401 ``token_not_valid`` (the reactive-refresh path, as after a server-side
+  key rotation or an access token that expired while the laptop slept);
 * ``outage()`` - every request fails to connect until ``restore()``.
 
 Rules are consumed in order, each for ``times`` requests. Every injected fault is
@@ -24,7 +27,7 @@ from typing import Literal
 
 import httpx
 
-FaultKind = Literal["status", "connect_error", "read_timeout", "latency"]
+FaultKind = Literal["status", "connect_error", "read_timeout", "latency", "corrupt_token"]
 
 
 @dataclass
@@ -101,6 +104,10 @@ class FaultInjector(httpx.AsyncBaseTransport):
         """Delay the answers of the next ``times`` matching requests by ``seconds``."""
         return self.add(Fault("latency", path, times, seconds=seconds))
 
+    def corrupt_token(self, *, path: str = "", times: int = 1) -> Fault:
+        """Damage the bearer token of the next ``times`` matching requests."""
+        return self.add(Fault("corrupt_token", path, times))
+
     def outage(self) -> None:
         """Fail every request to connect until :meth:`restore`."""
         self._outage = True
@@ -136,8 +143,15 @@ class FaultInjector(httpx.AsyncBaseTransport):
                 headers["retry-after"] = rule.retry_after
             body = json.dumps({"detail": f"injected {rule.status}"}).encode()
             return httpx.Response(rule.status, headers=headers, content=body, request=request)
+        if rule.kind == "corrupt_token":
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            damaged = token[:-4] + ("BBBB" if token.endswith("AAAA") else "AAAA")
+            request.headers["authorization"] = f"{scheme} {damaged}"
+            self._record("corrupt_token", request)
         self.forwarded += 1
         response = await self._inner.handle_async_request(request)
+        if rule.kind == "corrupt_token":
+            return response
         if rule.kind == "read_timeout":
             await response.aread()
             await response.aclose()

@@ -10,7 +10,10 @@ blacklisting on, HS256). Variables (all optional, but set ``KIOSK_SERVER_DB`` in
 - ``KIOSK_SERVER_DB``: path of the SQLite file.
 - ``KIOSK_SERVER_FAST_HASHER``: ``"1"`` (default) puts MD5 first so logins cost ~1 ms, not ~400 ms.
 - ``KIOSK_SERVER_SECRET``: ``SECRET_KEY`` (and so the HS256 signing key).
-- ``KIOSK_SERVER_TEST_ENDPOINTS``: ``"1"`` enables the request counters and ``/_test/stats/``.
+- ``KIOSK_SERVER_TEST_ENDPOINTS``: ``"1"`` enables the request counters, ``/_test/stats/`` and
+  ``/_test/set-password/``.
+- ``KIOSK_SERVER_CHECK_REVOKE``: ``"1"`` sets ``CHECK_REVOKE_TOKEN`` (a password change revokes
+  every token: API calls answer 401 ``password_changed``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ ROTATE = _flag("KIOSK_SERVER_ROTATE", True)
 BLACKLIST = _flag("KIOSK_SERVER_BLACKLIST", True)
 FAST_HASHER = _flag("KIOSK_SERVER_FAST_HASHER", True)
 TEST_ENDPOINTS = _flag("KIOSK_SERVER_TEST_ENDPOINTS", False)
+CHECK_REVOKE = _flag("KIOSK_SERVER_CHECK_REVOKE", False)
 
 SECRET_KEY = os.environ.get(
     "KIOSK_SERVER_SECRET", "kiosk-reference-server-not-a-secret-0123456789abcdef0123456789"
@@ -105,6 +109,7 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": False,
     "ALGORITHM": "HS256",
     "SIGNING_KEY": SECRET_KEY,
+    "CHECK_REVOKE_TOKEN": CHECK_REVOKE,
 }
 
 LOGGING = {

@@ -29,6 +29,7 @@ if settings.TEST_ENDPOINTS:
     urlpatterns += [
         path("_test/stats/", stats.stats_view, name="test-stats"),
         path("_test/stats/reset/", stats.reset_view, name="test-stats-reset"),
+        path("_test/set-password/", stats.set_password_view, name="test-set-password"),
     ]
 
 

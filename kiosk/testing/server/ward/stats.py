@@ -11,9 +11,11 @@ are bumped with ``F()`` updates, so the figures add up across gunicorn workers. 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 
+from django.contrib.auth import get_user_model
 from django.db import DatabaseError, IntegrityError
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -97,3 +99,20 @@ def reset_view(request: HttpRequest) -> JsonResponse:
     """``POST /_test/stats/reset/``: zero every counter and return them."""
     reset()
     return JsonResponse(snapshot())
+
+
+@require_POST
+def set_password_view(request: HttpRequest) -> JsonResponse:
+    """``POST /_test/set-password/`` ``{"username", "password"}``: change a user's password.
+
+    What an administrator's password reset does on a real server; with ``CHECK_REVOKE_TOKEN``
+    it revokes every token the user holds.
+    """
+    try:
+        data = json.loads(request.body)
+        user = get_user_model().objects.get(username=data["username"])
+    except (ValueError, KeyError, TypeError, get_user_model().DoesNotExist):
+        return JsonResponse({"detail": "unknown user"}, status=400)
+    user.set_password(data.get("password") or "")
+    user.save(update_fields=["password"])
+    return JsonResponse({"username": user.username})
