@@ -133,7 +133,7 @@ async def test_a_request_rejected_twice_is_not_replayed_again(simplejwt_server):
 
 
 async def test_rotation_blacklists_the_old_refresh_token(simplejwt_server, session_for):
-    async with session_for(simplejwt_server) as (tm, api, recorder, vault):
+    async with session_for(simplejwt_server) as (tm, api, _recorder, vault):
         old = vault.load()
         await tm.refresh()
         new = vault.load()
@@ -151,7 +151,7 @@ async def test_rotation_blacklists_the_old_refresh_token(simplejwt_server, sessi
 async def test_logout_blacklists_the_refresh_token_and_wipes_the_vault(
     simplejwt_server, session_for
 ):
-    async with session_for(simplejwt_server) as (tm, api, recorder, vault):
+    async with session_for(simplejwt_server) as (tm, _api, recorder, vault):
         stored = vault.load()
         await tm.logout()
         assert tm.state is State.LOGGED_OUT
