@@ -32,7 +32,13 @@ class ExponentialBackoff(Iterator[float]):
         return self
 
     def __next__(self) -> float:
-        bound = min(self._policy.cap_s, self._policy.base_s * self._policy.factor**self.attempt)
+        try:
+            grown = self._policy.base_s * self._policy.factor**self.attempt
+        except OverflowError:
+            # After ~1,000 attempts (a long outage: a 12 h refresh token at ~30 s per
+            # capped attempt) the float power overflowed and ended the "endless" iterator.
+            grown = self._policy.cap_s
+        bound = min(self._policy.cap_s, grown)
         self.attempt += 1
         return self._rng.uniform(0, bound)
 
@@ -59,7 +65,9 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    # isascii: str.isdigit() is also true for "²" (a latin-1 header byte), which float()
+    # rejects with a ValueError; delta-seconds are ASCII digits only (RFC 9110).
+    if value.isascii() and value.isdigit():
         delay = float(value)
     else:
         when = parse_http_date(value)

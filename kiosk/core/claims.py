@@ -13,6 +13,7 @@ algorithm, issuer and audience are verified too.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +90,15 @@ def _number(claims: dict[str, Any], name: str, *, required: bool) -> float | Non
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TokenValidationError(f"token claim {name!r} is not a number")
-    return float(value)
+    # JSON allows NaN/Infinity and integers of any size: float(10**400) raised a bare
+    # OverflowError, and a NaN or infinite exp would poison refresh scheduling.
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise TokenValidationError(f"token claim {name!r} is not a finite number")
+    return number
 
 
 def decode_token(
@@ -113,6 +122,10 @@ def decode_token(
         raise TokenValidationError(f"expected a token string, got {type(value).__name__}")
     if len(value) > MAX_TOKEN_CHARS:
         raise TokenValidationError(f"token is {len(value)} characters long; refusing it")
+    if not value.isascii():
+        # A JWT is base64url and dots. A JSON string can carry lone surrogates ("\ud800"),
+        # on which PyJWT's utf-8 encode raised a bare UnicodeEncodeError.
+        raise TokenValidationError("not a JWT (non-ASCII characters)")
     try:
         header = jwt.get_unverified_header(value)
     except jwt.PyJWTError as exc:

@@ -116,7 +116,8 @@ def parse_json_object(response: WireResponse, max_bytes: int) -> dict[str, Any]:
     content_type = response.headers.get("content-type", "")
     try:
         data = json.loads(response.body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: a deeply nested body ("[[[[...") within max_bytes.
         kind = content_type.split(";")[0].strip() or "no content type"
         raise ServerResponseError(
             f"server answered {kind} with status {status}, not JSON", status_code=status

@@ -486,8 +486,6 @@ class TokenManager:
                 self._abandon_if_superseded()
                 issued = self._dialect.parse_refresh(response)
                 self._check_usable_on_arrival(issued.access)
-            except (NeedsReauthenticationError, SessionEndedError, NotLoggedInError):
-                raise
             except RefreshRejectedError as exc:
                 self._abandon_if_superseded()
                 self._metrics.refresh_failures += 1
@@ -498,6 +496,8 @@ class TokenManager:
                         " rotated the token already"
                     )
                 self._fail_definitively(exc.reason, detail, blacklisted=exc.blacklisted)
+            except (NeedsReauthenticationError, SessionEndedError, NotLoggedInError):
+                raise  # from _abandon_if_superseded: the session moved on meanwhile
             except ServerUnavailableError as exc:
                 self._abandon_if_superseded()
                 self._metrics.refresh_failures += 1

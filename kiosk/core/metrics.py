@@ -6,6 +6,7 @@ is what ``TokenManager.metrics()`` returns and what the Qt security panel shows.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ def percentile(samples: list[float], fraction: float) -> float | None:
     if not samples:
         return None
     ordered = sorted(samples)
-    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    # Nearest rank is ceil(p * n). round(p * n + 0.5) rounded half to even, so p50 of
+    # 10 samples gave the 6th instead of the 5th. The epsilon absorbs float noise.
+    rank = max(0, min(len(ordered) - 1, math.ceil(fraction * len(ordered) - 1e-9) - 1))
     return ordered[rank]
 
 

@@ -78,7 +78,14 @@ class ServerSettings:
     max_body_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.base_url)
+        try:
+            parts = urlsplit(self.base_url)
+            _ = parts.port  # a port that is not a number in 0-65535 raises ValueError
+        except ValueError:
+            # e.g. "https://[::1" (bad IPv6 literal) raised a bare ValueError.
+            raise ConfigurationError(
+                f"server URL {self.base_url!r} must look like https://host[:port]"
+            ) from None
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ConfigurationError(
                 f"server URL {self.base_url!r} must look like https://host[:port]"

@@ -89,7 +89,8 @@ def _decode(raw: str) -> StoredSession | None:
             generation=int(data["generation"]),
             login_time=float(data["login_time"]),
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        # OverflowError/RecursionError: int(Infinity), float(10**400), deep nesting.
         return None  # a damaged entry is as good as none: the nurse logs in again
 
 
