@@ -81,6 +81,10 @@ async def wait_with_deadline(clock: Clock, awaitable: Awaitable[T], timeout: flo
     raise DeadlineExceeded(f"deadline of {timeout:.3f} s passed")
 
 
+#: A ``Date`` sample from a round trip longer than this is too vague to update the offset.
+MAX_SAMPLE_RTT_S = 2.0
+
+
 class ServerTimeOffset:
     """Estimates ``server_time - local_time`` from the server's answers.
 
@@ -88,6 +92,11 @@ class ServerTimeOffset:
     resolution, so each sample is taken as the middle of that second against the middle
     of the request's round trip. A fresh token's ``iat`` is a second, independent sample
     of the same second; the two are averaged when both are there.
+
+    The server stamps ``Date`` somewhere within the round trip, so a sample is only as
+    good as half the round trip: a slow answer (a refresh stuck behind a busy server for
+    minutes) would make a correct clock look minutes off. Once an estimate exists, samples
+    whose round trip exceeds :data:`MAX_SAMPLE_RTT_S` are ignored.
     """
 
     def __init__(self, clock: Clock) -> None:
@@ -124,6 +133,8 @@ class ServerTimeOffset:
             received_at: local wall time when the response arrived.
             iat: the ``iat`` claim of a token issued by this very response, if any.
         """
+        if self._offset is not None and received_at - sent_at > MAX_SAMPLE_RTT_S:
+            return None
         midpoint = (sent_at + received_at) / 2
         samples: list[float] = []
         server_date = parse_http_date(date_header)
