@@ -164,7 +164,7 @@ async def test_server_clock_ahead_is_corrected_and_reported(clock):
 
 
 async def test_wall_clock_jump_is_reported(session, clock):
-    tm, _, events = session
+    _tm, _, events = session
     clock.jump_wall(3600)
     await clock.advance(16)
     assert "clock_jump" in kinds(events)
