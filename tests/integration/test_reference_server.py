@@ -1,4 +1,4 @@
-"""The reference server itself: simplejwt as the CareLink guide sets it up, the ward API, restarts."""
+"""The reference server itself: CareLink simplejwt settings, the ward API, restarts."""
 
 from __future__ import annotations
 
