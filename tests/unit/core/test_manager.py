@@ -327,3 +327,106 @@ def test_any_malformed_refresh_answer_is_handled_without_crashing(status, body, 
             await tm.aclose()
 
     asyncio.run(scenario())
+
+
+# ----------------------------------------------------------------- rotation and the vault
+
+
+class WatchingVault(MemoryVault):
+    """Records which access token the manager was handing out when each session was stored."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.manager: TokenManager | None = None
+        self.stored_while: list[tuple[int, str | None]] = []
+
+    def store(self, session) -> None:
+        assert self.manager is not None
+        self.stored_while.append((session.generation, self.manager.access_jti))
+        super().store(session)
+
+
+async def test_rotated_refresh_token_is_persisted_before_the_new_access_is_released(clock):
+    fake = FakeSimpleJWT(clock)
+    vault = WatchingVault()
+    tm = TokenManager(SERVER, clock=clock, vault=vault, transport=fake.transport())
+    vault.manager = tm
+    await tm.start()
+    await tm.login("alice", "alice-secret")
+    before = tm.access_jti
+    await tm.refresh()
+    assert vault.stored_while == [(1, None), (2, before)]
+    assert tm.access_jti != before
+    assert vault.load().generation == 2
+    await tm.aclose()
+
+
+class BrokenVault(MemoryVault):
+    description = "keyring: broken"
+
+    def store(self, session) -> None:
+        from kiosk.core.vault import VaultError
+
+        raise VaultError("the keyring refused to store the session")
+
+
+async def test_a_failing_keyring_falls_back_to_memory_with_a_security_event(clock):
+    fake = FakeSimpleJWT(clock)
+    tm = TokenManager(SERVER, clock=clock, vault=BrokenVault(), transport=fake.transport())
+    events: list = []
+    tm.subscribe(events.append)
+    await tm.start()
+    await tm.login("alice", "alice-secret")
+    assert tm.state is State.ACTIVE
+    assert isinstance(tm.vault, MemoryVault)
+    assert tm.vault.load().user == "alice"
+    warning = next(e for e in events if e.kind.value == "keyring_unavailable")
+    assert "memory only" in warning.message
+    await tm.aclose()
+
+
+# ----------------------------------------------------------------- TokenAuth
+
+
+async def test_rejected_post_is_replayed_with_its_body(session):
+    tm, fake, _ = session
+    seen_bodies: list[bytes] = []
+    inner = fake.transport()
+
+    class Corrupting(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            seen_bodies.append(request.content)
+            if len(seen_bodies) == 1:
+                request.headers["authorization"] = "Bearer broken"
+            return await inner.handle_async_request(request)
+
+    async with httpx.AsyncClient(base_url=BASE, auth=tm.auth, transport=Corrupting()) as api:
+        response = await api.post("/api/patients/1/observations/", json={"pulse": 72})
+    assert response.status_code == 200
+    assert seen_bodies == [b'{"pulse":72}', b'{"pulse":72}']
+    assert tm.metrics()["requests_replayed"] == 1
+
+
+async def test_a_401_without_token_not_valid_is_not_replayed(session):
+    tm, fake, events = session
+    inner = fake.transport()
+
+    class Forbidding(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            await inner.handle_async_request(request)
+            return httpx.Response(403, json={"detail": "You do not have permission."})
+
+    async with httpx.AsyncClient(base_url=BASE, auth=tm.auth, transport=Forbidding()) as api:
+        response = await api.get("/api/me/")
+    assert response.status_code == 403
+    assert fake.calls["refresh"] == 0
+    assert tm.metrics()["requests_replayed"] == 0
+    assert "request_rejected" in kinds(events)
+
+
+def test_token_auth_refuses_sync_clients():
+    tm = TokenManager(SERVER, vault=MemoryVault())
+    with httpx.Client(
+        auth=tm.auth, transport=httpx.MockTransport(lambda r: httpx.Response(200))
+    ) as client, pytest.raises(KioskError, match="AsyncClient"):
+        client.get("http://127.0.0.1:9/api/me/")
