@@ -1,0 +1,1 @@
+"""The subcommands of ``kiosk``: one module each, registered by :mod:`kiosk.cli`."""
