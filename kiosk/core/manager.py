@@ -31,8 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import random
+import secrets
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -72,6 +75,7 @@ from kiosk.core.events import AuditLog, EventBus, EventKind, SecurityEvent, Seve
 from kiosk.core.metrics import Metrics
 from kiosk.core.session import (
     LIVE_STATES,
+    CredentialsRenewed,
     Event,
     LoginFailed,
     LoginStarted,
@@ -172,6 +176,7 @@ class TokenManager:
         self._cap_warned = False
         self._reauth_reason: str | None = None
         self._skew_warned = False
+        self._unlock_verifier: tuple[bytes, bytes] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -295,7 +300,16 @@ class TokenManager:
     # ------------------------------------------------------------------ login / logout
 
     async def login(self, username: str, password: str) -> None:
-        """Log ``username`` in (a different user's live session is signed out first).
+        """Log ``username`` in.
+
+        * Nobody signed in (or the session ended): a new session.
+        * The same user after a definitive refresh failure: re-authentication; the session,
+          its shift clock and the application's open work continue.
+        * The same user while her session is live: her password is checked again and fresh
+          tokens replace the old ones (the old refresh token is revoked).
+        * A different user while a session is live (tap-over): the new credentials are checked
+          *first*; only when they are good is the previous user signed out (blacklist, wipe).
+          A mistyped password at a colleague's locked screen leaves her session alone.
 
         Raises:
             InvalidCredentialsError: wrong user name or password, or an inactive account.
@@ -304,29 +318,18 @@ class TokenManager:
         """
         self._require_started()
         async with self._login_lock:
-            if self._machine.state in LIVE_STATES and self._user != username:
+            state = self._machine.state
+            reauth = state is State.NEEDS_REAUTH and self._user == username
+            live = state in LIVE_STATES and not reauth
+            if not live:
+                self._transition(LoginStarted())
+            issued = await self._obtain(username, password, transition=not live)
+            if live and self._user == username:
+                await self._renew_credentials(issued)
+                return
+            if live:
                 await self._end_session("tap_over", by_cap=False)
-            reauth = self._machine.state is State.NEEDS_REAUTH
-            self._transition(LoginStarted())
-            try:
-                response = await self._call(self._dialect.obtain_request(username, password))
-                issued = self._dialect.parse_obtain(response)
-                self._check_usable_on_arrival(issued.access)
-            except InvalidCredentialsError as exc:
-                self._login_failed(username, "invalid_credentials", str(exc), Severity.MEDIUM)
-                raise
-            except ServerUnavailableError as exc:
-                self._login_failed(username, "server_unavailable", str(exc), Severity.LOW)
-                raise
-            except _OutcomeUnknown as exc:
-                self._login_failed(username, "server_unavailable", str(exc), Severity.LOW)
-                raise ServerUnavailableError(
-                    f"the server did not answer the login ({exc})"
-                ) from None
-            except ServerResponseError as exc:
-                self._bad_response(exc, user=username)
-                self._login_failed(username, "bad_response", str(exc), Severity.HIGH)
-                raise
+                self._transition(LoginStarted())
             login_time = self._login_time if reauth and self._login_time else self._clock.time()
             if not reauth:
                 self._generation = 0
@@ -336,9 +339,11 @@ class TokenManager:
             self._user = username
             self._login_time = login_time
             self._reauth_reason = None
+            self._set_unlock_verifier(password)
             self._install(issued, fresh_login=True)
             self._metrics.logins += 1
             self._transition(LoginSucceeded())
+            self._machine.locked = False
             self._emit(
                 EventKind.LOGIN_SUCCEEDED,
                 Severity.INFO,
@@ -347,6 +352,123 @@ class TokenManager:
                 data={"reauthentication": reauth},
             )
             self._wake_scheduler()
+
+    async def _obtain(self, username: str, password: str, *, transition: bool) -> IssuedTokens:
+        """Ask the server for tokens; on failure emit the event (and transition) and raise."""
+        try:
+            response = await self._call(self._dialect.obtain_request(username, password))
+            issued = self._dialect.parse_obtain(response)
+            self._check_usable_on_arrival(issued.access)
+        except InvalidCredentialsError as exc:
+            self._login_failed(
+                username, "invalid_credentials", str(exc), Severity.MEDIUM, transition=transition
+            )
+            raise
+        except ServerUnavailableError as exc:
+            self._login_failed(
+                username, "server_unavailable", str(exc), Severity.LOW, transition=transition
+            )
+            raise
+        except _OutcomeUnknown as exc:
+            self._login_failed(
+                username, "server_unavailable", str(exc), Severity.LOW, transition=transition
+            )
+            raise ServerUnavailableError(f"the server did not answer the login ({exc})") from None
+        except ServerResponseError as exc:
+            self._bad_response(exc, user=username)
+            self._login_failed(
+                username, "bad_response", str(exc), Severity.HIGH, transition=transition
+            )
+            raise
+        return issued
+
+    async def _renew_credentials(self, issued: IssuedTokens) -> None:
+        """The signed-in user logged in again: take the fresh tokens, revoke the old chain."""
+        await self._settle_refresh()
+        old = self._refresh
+        self._install(issued, fresh_login=True)
+        self._transition(CredentialsRenewed())
+        self._machine.locked = False
+        self._emit(
+            EventKind.LOGIN_SUCCEEDED,
+            Severity.INFO,
+            f"{self._user} confirmed her password; session renewed",
+            jtis=self._jtis(),
+            data={"reauthentication": False, "renewed": True},
+        )
+        if old is not None and old.jti != (self._refresh.jti if self._refresh else None):
+            await self._revoke(old)
+        self._wake_scheduler()
+
+    async def _revoke(self, refresh: Token) -> bool | None:
+        """Blacklist ``refresh`` on the server: True/False, or None when the dialect cannot."""
+        request = self._dialect.logout_request(refresh)
+        if request is None:
+            return None
+        try:
+            response = await self._call(request)
+        except (KioskError, _OutcomeUnknown, httpx.HTTPError):
+            return False
+        return 200 <= response.status_code < 300
+
+    # ------------------------------------------------------------------ lock / unlock
+
+    @property
+    def locked(self) -> bool:
+        """Whether the workstation is locked (the session goes on underneath)."""
+        return self._machine.locked
+
+    def lock(self) -> None:
+        """Lock: the UI hides everything; the session keeps refreshing for the nurse's return."""
+        if self._machine.state not in LIVE_STATES or self._machine.locked:
+            return
+        self._machine.locked = True
+        self._emit(EventKind.LOCKED, Severity.INFO, f"workstation locked ({self._user})")
+
+    async def unlock(self, username: str, password: str) -> bool:
+        """Unlock for ``username``; return True if her own session resumed.
+
+        The same user is checked against a salted PBKDF2 hash of the password she signed in
+        with, kept in memory only: resuming is instant and works while the server is
+        unreachable. (After a definitive refresh failure the server must see the password:
+        that is a re-authentication.) A different user is a tap-over (see :meth:`login`);
+        it returns False.
+
+        Raises:
+            InvalidCredentialsError: the password is wrong (the workstation stays locked).
+            NotLoggedInError: there is no session to unlock.
+        """
+        if self._machine.state not in LIVE_STATES:
+            raise NotLoggedInError("No one is signed in.")
+        same_user = username == self._user
+        if same_user and self._machine.state is not State.NEEDS_REAUTH:
+            if not self._check_unlock_verifier(password):
+                message = "Wrong user name or password."
+                self._metrics.login_failures += 1
+                self._emit(
+                    EventKind.LOGIN_FAILED,
+                    Severity.MEDIUM,
+                    f"unlock by {username} failed: wrong password",
+                    data={"reason": "invalid_credentials", "unlock": True},
+                )
+                raise InvalidCredentialsError(message)
+            self._machine.locked = False
+            self._emit(EventKind.UNLOCKED, Severity.INFO, f"{username} unlocked the workstation")
+            return True
+        await self.login(username, password)
+        if same_user:
+            self._emit(EventKind.UNLOCKED, Severity.INFO, f"{username} unlocked the workstation")
+        return same_user
+
+    def _set_unlock_verifier(self, password: str) -> None:
+        salt = secrets.token_bytes(16)
+        self._unlock_verifier = (salt, _pbkdf2(password, salt))
+
+    def _check_unlock_verifier(self, password: str) -> bool:
+        if self._unlock_verifier is None:
+            return False
+        salt, digest = self._unlock_verifier
+        return hmac.compare_digest(digest, _pbkdf2(password, salt))
 
     async def logout(self) -> None:
         """Sign out: revoke the refresh token on the server, wipe memory and the vault."""
@@ -604,15 +726,8 @@ class TokenManager:
         await self._settle_refresh()
         refresh = self._refresh
         jtis = self._jtis()
-        revoked: bool | None = None
-        if refresh is not None:
-            request = self._dialect.logout_request(refresh)
-            if request is not None:
-                try:
-                    response = await self._call(request)
-                    revoked = 200 <= response.status_code < 300
-                except (KioskError, _OutcomeUnknown, httpx.HTTPError):
-                    revoked = False
+        revoked = None if refresh is None else await self._revoke(refresh)
+        self._unlock_verifier = None
         self._access = None
         self._refresh = None
         self._rejected_jti = None
@@ -833,9 +948,18 @@ class TokenManager:
                     f"{exc}: the stored session could not be wiped",
                 )
 
-    def _login_failed(self, username: str, reason: str, message: str, severity: Severity) -> None:
+    def _login_failed(
+        self,
+        username: str,
+        reason: str,
+        message: str,
+        severity: Severity,
+        *,
+        transition: bool = True,
+    ) -> None:
         self._metrics.login_failures += 1
-        self._transition(LoginFailed(reason))
+        if transition:
+            self._transition(LoginFailed(reason))
         self._emit(
             EventKind.LOGIN_FAILED,
             severity,
@@ -899,6 +1023,14 @@ class TokenManager:
                 data=data or {},
             )
         )
+
+
+#: PBKDF2 rounds for the in-memory unlock check: ~20 ms here, once per unlock attempt.
+_UNLOCK_ROUNDS = 60_000
+
+
+def _pbkdf2(password: str, salt: bytes) -> bytes:
+    return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, _UNLOCK_ROUNDS)
 
 
 def _retrieve_exception(task: asyncio.Task[None]) -> None:

@@ -121,6 +121,11 @@ class SessionRevoked(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class CredentialsRenewed(Event):
+    """The signed-in user proved her password again; fresh tokens replace the old ones."""
+
+
+@dataclass(frozen=True, slots=True)
 class SessionEnded(Event):
     """The session is over: signed out by the user, or the absolute shift cap."""
 
@@ -142,10 +147,22 @@ TRANSITIONS: dict[State, dict[type[Event], State]] = {
     State.LOGGED_OUT: {LoginStarted: State.AUTHENTICATING},
     State.ENDED: {LoginStarted: State.AUTHENTICATING},
     State.AUTHENTICATING: {LoginSucceeded: State.ACTIVE},
-    State.ACTIVE: {RefreshStarted: State.REFRESHING, SessionRevoked: State.NEEDS_REAUTH},
+    State.ACTIVE: {
+        RefreshStarted: State.REFRESHING,
+        SessionRevoked: State.NEEDS_REAUTH,
+        CredentialsRenewed: State.ACTIVE,
+    },
     State.REFRESHING: _REFRESH_OUTCOMES,
-    State.RETRYING: {RefreshStarted: State.REFRESHING, SessionRevoked: State.NEEDS_REAUTH},
-    State.OUTCOME_UNKNOWN: {RefreshStarted: State.REFRESHING, SessionRevoked: State.NEEDS_REAUTH},
+    State.RETRYING: {
+        RefreshStarted: State.REFRESHING,
+        SessionRevoked: State.NEEDS_REAUTH,
+        CredentialsRenewed: State.ACTIVE,
+    },
+    State.OUTCOME_UNKNOWN: {
+        RefreshStarted: State.REFRESHING,
+        SessionRevoked: State.NEEDS_REAUTH,
+        CredentialsRenewed: State.ACTIVE,
+    },
     State.NEEDS_REAUTH: {LoginStarted: State.AUTHENTICATING},
 }
 

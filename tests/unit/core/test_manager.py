@@ -8,6 +8,7 @@ import random
 from collections.abc import AsyncIterator
 
 import httpx
+import jwt
 import pytest
 from fakes import FakeSimpleJWT
 from hypothesis import HealthCheck, given, settings
@@ -426,7 +427,64 @@ async def test_a_401_without_token_not_valid_is_not_replayed(session):
 
 def test_token_auth_refuses_sync_clients():
     tm = TokenManager(SERVER, vault=MemoryVault())
-    with httpx.Client(
-        auth=tm.auth, transport=httpx.MockTransport(lambda r: httpx.Response(200))
-    ) as client, pytest.raises(KioskError, match="AsyncClient"):
+    with (
+        httpx.Client(
+            auth=tm.auth, transport=httpx.MockTransport(lambda r: httpx.Response(200))
+        ) as client,
+        pytest.raises(KioskError, match="AsyncClient"),
+    ):
         client.get("http://127.0.0.1:9/api/me/")
+
+
+# ----------------------------------------------------------------- lock, unlock, tap-over
+
+
+async def test_same_user_unlocks_locally_even_with_the_server_down(session):
+    tm, fake, events = session
+    tm.lock()
+    assert tm.locked
+    fake.obtain_override = lambda _r: httpx.Response(503)
+    with pytest.raises(InvalidCredentialsError):
+        await tm.unlock("alice", "wrong")
+    assert tm.locked
+    assert await tm.unlock("alice", "alice-secret") is True
+    assert not tm.locked
+    assert fake.calls["obtain"] == 1  # only the original login reached the server
+    assert kinds(events)[-1] == "unlocked"
+    assert tm.state is State.ACTIVE
+
+
+async def test_a_colleague_with_a_wrong_password_leaves_the_locked_session_alone(session):
+    tm, fake, _ = session
+    tm.lock()
+    jti = tm.refresh_jti
+    with pytest.raises(InvalidCredentialsError):
+        await tm.unlock("bob", "typo")
+    assert tm.user == "alice"
+    assert tm.refresh_jti == jti
+    assert tm.locked
+    assert fake.calls["blacklist"] == 0
+
+
+async def test_a_colleague_unlocking_signs_the_previous_user_out(session):
+    tm, fake, _events = session
+    tm.lock()
+    alice_refresh = tm.vault.load().refresh
+    assert await tm.unlock("bob", "bob-secret") is False
+    assert tm.user == "bob"
+    assert not tm.locked
+    assert fake.calls["blacklist"] == 1
+    assert jwt.decode(alice_refresh, options={"verify_signature": False})["jti"] in fake.blacklisted
+    assert tm.vault.load().user == "bob"
+    assert tm.metrics()["logins"] == 2
+
+
+async def test_logging_in_again_as_the_same_user_renews_tokens_and_revokes_the_old(session):
+    tm, fake, _ = session
+    old = tm.refresh_jti
+    started = tm.metrics()["session_start"]
+    await tm.login("alice", "alice-secret")
+    assert tm.refresh_jti != old
+    assert old in fake.blacklisted
+    assert tm.state is State.ACTIVE
+    assert tm.metrics()["session_start"] == started
