@@ -52,6 +52,7 @@ class EventKind(enum.StrEnum):
     LOGOUT_NOT_REVOKED = "logout_not_revoked"
     GATE_TIMEOUT = "gate_timeout"
     REQUEST_REJECTED = "request_rejected"
+    ALERT = "alert"
     LOCKED = "locked"
     UNLOCKED = "unlocked"
 

@@ -44,6 +44,7 @@ from typing import Any
 
 import httpx
 
+from kiosk.core.alerts import AlertMonitor
 from kiosk.core.backoff import ExponentialBackoff, parse_retry_after, retry_delay
 from kiosk.core.claims import Token
 from kiosk.core.clock import (
@@ -158,6 +159,8 @@ class TokenManager:
         if audit_path is not None:
             self._events.subscribe(AuditLog(audit_path))
         self._metrics = Metrics()
+        self._alerts = AlertMonitor(self._raise_alert)
+        self._events.subscribe(self._check_alerts)
         self._offset = ServerTimeOffset(self._clock)
         self._http: httpx.AsyncClient | None = None
         self._scheduler: asyncio.Task[None] | None = None
@@ -332,6 +335,7 @@ class TokenManager:
                 self._transition(LoginStarted())
             login_time = self._login_time if reauth and self._login_time else self._clock.time()
             if not reauth:
+                self._alerts.reset()
                 self._generation = 0
                 self._cap_warned = False
                 self._metrics.session_start = login_time
@@ -617,7 +621,9 @@ class TokenManager:
                         "; an earlier refresh got no answer, so the server had probably"
                         " rotated the token already"
                     )
-                self._fail_definitively(exc.reason, detail, blacklisted=exc.blacklisted)
+                self._fail_definitively(
+                    exc.reason, detail, blacklisted=exc.blacklisted, after_unknown=after_unknown
+                )
             except (NeedsReauthenticationError, SessionEndedError, NotLoggedInError):
                 raise  # from _abandon_if_superseded: the session moved on meanwhile
             except ServerUnavailableError as exc:
@@ -678,7 +684,9 @@ class TokenManager:
             self._raise_if_no_session()
             raise NotLoggedInError("the session changed while refreshing")
 
-    def _fail_definitively(self, reason: str, detail: str, *, blacklisted: bool = False) -> None:
+    def _fail_definitively(
+        self, reason: str, detail: str, *, blacklisted: bool = False, after_unknown: bool = False
+    ) -> None:
         jtis = self._jtis()
         self._transition(RefreshRejected(reason))
         self._reauth_reason = reason
@@ -692,7 +700,7 @@ class TokenManager:
             Severity.HIGH,
             f"session needs re-authentication: {detail}",
             jtis=jtis,
-            data={"reason": reason},
+            data={"reason": reason, "after_unknown": after_unknown},
         )
         raise NeedsReauthenticationError(
             "Your session could not be renewed "
@@ -981,6 +989,12 @@ class TokenManager:
             data={"status": exc.status_code},
             user=user,
         )
+
+    def _check_alerts(self, event: SecurityEvent) -> None:
+        self._alerts.observe(event, self.metrics())
+
+    def _raise_alert(self, rule: str, severity: Severity, message: str) -> None:
+        self._emit(EventKind.ALERT, severity, message, data={"rule": rule})
 
     def _transition(self, event: Event) -> None:
         transition = self._machine.handle(event)
