@@ -1,0 +1,382 @@
+"""The application object: owns the one TokenManager (through the bridge) and every window.
+
+Windows never build their own session: they get ``KioskApp.instance()`` (or the ``app`` they
+were created with) and go through its bridge. The app turns the core's signals into what the
+nurse sees: the sign-in window, the workspace, the lock pages, the re-authentication dialog,
+the indicator in every status bar and the banners.
+
+Idle lock: an application-wide event filter notes every key press, click, wheel and touch; a
+one-second tick shows a countdown in every status bar for the last seconds before the lock and
+locks at the policy's idle time. Locking is immediate in the UI thread (every window switches
+to its lock page) and then reported to the core; nothing waits on the network.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import httpx
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtWidgets import QApplication
+
+from kiosk.core import SecurityEvent, ServerSettings, SessionPolicy, TokenManager
+from kiosk.core.vault import Vault
+from kiosk.qt import panels, ward
+from kiosk.qt.bridge import CoreBridge
+from kiosk.qt.indicators import SessionFacts, banner_for, describe_session
+from kiosk.qt.login import LoginWindow, ReauthDialog, field_label, friendly_error
+from kiosk.qt.resources import stylesheet
+from kiosk.qt.windows import KioskWindow, WindowRegistry
+
+_ACTIVITY = {
+    QEvent.Type.KeyPress,
+    QEvent.Type.MouseButtonPress,
+    QEvent.Type.MouseMove,
+    QEvent.Type.Wheel,
+    QEvent.Type.TouchBegin,
+}
+
+
+class KioskApp(QObject):
+    """The kiosk application (one per process).
+
+    Signals:
+        signed_in(str): a user's workspace is open.
+        signed_out(str): the session ended; the argument says why.
+        lock_changed(bool): the workstation locked (True) or unlocked (False).
+        refreshed(): the session was renewed (a refresh succeeded).
+        view_changed(): the indicator's facts changed.
+    """
+
+    signed_in = Signal(str)
+    signed_out = Signal(str)
+    lock_changed = Signal(bool)
+    refreshed = Signal()
+    view_changed = Signal()
+
+    _instance: ClassVar[KioskApp | None] = None
+
+    def __init__(
+        self,
+        server: ServerSettings,
+        policy: SessionPolicy | None = None,
+        *,
+        vault: Vault | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        api_transport: httpx.AsyncBaseTransport | None = None,
+        registry: WindowRegistry | None = None,
+        load_plugins: bool = True,
+    ) -> None:
+        super().__init__()
+        qapp = QApplication.instance()
+        if qapp is None:
+            raise RuntimeError("create the QApplication before the KioskApp")
+        KioskApp._instance = self
+        self.server = server
+        self.policy = policy or SessionPolicy()
+        self.bridge = CoreBridge(
+            server,
+            policy=self.policy,
+            vault=vault,
+            transport=transport,
+            api_transport=api_transport,
+        )
+        self.registry = registry or WindowRegistry()
+        panels.register(self.registry)
+        if load_plugins:
+            self.registry.load_entry_points()
+        if "ward" not in {k.name for k in self.registry.kinds()}:
+            ward.register(self.registry)  # running from a source tree without entry points
+        self.username_label = field_label(server.username_field)
+        self.windows: list[KioskWindow] = []
+        self.recent_events: deque[SecurityEvent] = deque(maxlen=200)
+        self.facts = SessionFacts()
+        self.locked = False
+        self.reauth_dialog: ReauthDialog | None = None
+        self.vault_description = "starting"
+        self.login_window = LoginWindow(self.username_label, server.base_url)
+        self.login_window.form.submitted.connect(self.login)
+        self.bridge.security_event.connect(self._on_event)
+        self.bridge.state_changed.connect(self._on_state)
+        self._last_activity = time.monotonic()
+        qapp.installEventFilter(self)
+        self._tick = QTimer(self)
+        self._tick.timeout.connect(self._on_tick)
+
+    @classmethod
+    def instance(cls) -> KioskApp:
+        """The application object.
+
+        Raises:
+            RuntimeError: none was created.
+        """
+        if cls._instance is None:
+            raise RuntimeError("no KioskApp")
+        return cls._instance
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, *, show_login: bool = True) -> None:
+        """Start the network thread, style the application and show the sign-in window."""
+        app = QApplication.instance()
+        assert isinstance(app, QApplication)
+        app.setStyleSheet(stylesheet())
+        self.bridge.start()
+
+        async def describe(manager: TokenManager) -> str:
+            vault = manager.vault
+            return str(getattr(vault, "description", type(vault).__name__))
+
+        self.bridge.submit(describe, self._vault_described)
+        self._tick.start(1000)
+        if show_login:
+            self.login_window.show()
+            self.login_window.form.reset()
+
+    def shutdown(self) -> None:
+        """Close every window and stop the network thread (the session is not signed out)."""
+        self._tick.stop()
+        for window in list(self.windows):
+            window.close()
+        self.login_window.close()
+        self.bridge.stop()
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self)
+        if KioskApp._instance is self:
+            KioskApp._instance = None
+
+    def _vault_described(self, result: Any, error: BaseException | None) -> None:
+        self.vault_description = str(result) if error is None else "unknown"
+
+    # -- session --------------------------------------------------------------------------
+
+    def login(self, username: str, password: str) -> None:
+        """Sign ``username`` in (from the sign-in window)."""
+
+        async def job(manager: TokenManager) -> None:
+            await manager.login(username, password)
+
+        def done(_result: Any, error: BaseException | None) -> None:
+            if error is not None:
+                self.login_window.form.show_error(friendly_error(error))
+                return
+            self._open_workspace(username)
+
+        self.bridge.submit(job, done)
+
+    def _open_workspace(self, username: str) -> None:
+        self.facts = replace(
+            self.facts,
+            user=username,
+            locked=False,
+            shift_ends_at=time.time() + self.policy.absolute_cap_s,
+        )
+        self.locked = False
+        self.login_window.hide()
+        self.login_window.notice.setText("")
+        self._last_activity = time.monotonic()
+        self.open_window("ward")
+        self.signed_in.emit(username)
+        self._refresh_indicators()
+
+    def lock(self) -> None:
+        """Lock now: every window hides its content behind the lock page."""
+        if self.locked or not self.windows:
+            return
+        self.locked = True
+        self.facts = replace(self.facts, locked=True, idle_lock_in=None)
+        for window in self.windows:
+            window.show_locked(self.facts.user)
+        if self.reauth_dialog is not None:
+            self.reauth_dialog.hide()
+
+        async def job(manager: TokenManager) -> None:
+            manager.lock()
+
+        self.bridge.submit(job)
+        self.lock_changed.emit(True)
+        self._refresh_indicators()
+
+    def unlock(self, username: str, password: str) -> None:
+        """Unlock for ``username``: her own work back, or a colleague's fresh workspace."""
+
+        async def job(manager: TokenManager) -> bool:
+            return await manager.unlock(username, password)
+
+        def done(same_user: Any, error: BaseException | None) -> None:
+            if error is not None:
+                for window in self.windows:
+                    window.lock_page.form.show_error(friendly_error(error))
+                return
+            self.locked = False
+            self._last_activity = time.monotonic()
+            if same_user:
+                self.facts = replace(self.facts, locked=False)
+                for window in self.windows:
+                    window.show_unlocked()
+                if self.reauth_dialog is not None:
+                    self.reauth_dialog.show()
+            else:
+                # The previous user was signed out by the core: nothing of hers stays open.
+                self._close_all_windows()
+                self.signed_out.emit("tap_over")
+                self._open_workspace(username)
+            self.lock_changed.emit(False)
+            self._refresh_indicators()
+
+        self.bridge.submit(job, done)
+
+    def sign_out(self) -> None:
+        """Sign out: revoke on the server, wipe, close every window, show the sign-in window."""
+
+        async def job(manager: TokenManager) -> None:
+            await manager.logout()
+
+        def done(_result: Any, _error: BaseException | None) -> None:
+            self._end_workspace("signed_out", "You are signed out.")
+
+        self.bridge.submit(job, done)
+
+    def _end_workspace(self, reason: str, notice: str) -> None:
+        self._close_all_windows()
+        self.locked = False
+        self.facts = SessionFacts()
+        self.login_window.notice.setText(notice)
+        self.login_window.form.reset()
+        self.login_window.show()
+        self.signed_out.emit(reason)
+
+    def _close_all_windows(self) -> None:
+        if self.reauth_dialog is not None:
+            self.reauth_dialog.close()
+            self.reauth_dialog = None
+        for window in list(self.windows):
+            window.close()
+        self.windows.clear()
+
+    # -- windows --------------------------------------------------------------------------
+
+    def open_window(self, name: str, **kwargs: Any) -> KioskWindow:
+        """Open a window of the registered kind ``name``."""
+        window = self.registry.get(name).factory(self, **kwargs)
+        self.windows.append(window)
+        window.indicator.show_view(describe_session(self.facts, time.time()))
+        if self.locked:
+            window.show_locked(self.facts.user)
+        window.show()
+        return window
+
+    def window_closed(self, window: KioskWindow) -> None:
+        """A window was closed (by the user or by the app)."""
+        if window in self.windows:
+            self.windows.remove(window)
+
+    # -- core signals ---------------------------------------------------------------------
+
+    def _on_event(self, event: SecurityEvent) -> None:
+        self.recent_events.append(event)
+        kind = event.kind.value
+        if kind == "refresh_retrying":
+            self.facts = replace(self.facts, next_attempt_at=event.data.get("next_attempt_at"))
+        elif kind == "refresh_succeeded":
+            self.refreshed.emit()
+        elif kind == "shift_cap_approaching" and isinstance(event.data.get("ends_at"), float):
+            self.facts = replace(self.facts, shift_ends_at=event.data["ends_at"])
+        banner = banner_for(event)
+        if banner is not None and self.windows:
+            for window in self.windows:
+                window.banner.show_banner(banner)
+        self._refresh_indicators()
+
+    def _on_state(self, state: str) -> None:
+        self.facts = replace(self.facts, state=state)
+        if state != "retrying":
+            self.facts = replace(self.facts, next_attempt_at=None)
+        if state == "needs_reauth" and self.windows:
+            self._ask_reauthentication()
+        elif state == "active" and self.reauth_dialog is not None:
+            self.reauth_dialog.close()
+            self.reauth_dialog = None
+        elif state == "ended" and self.windows:
+            self._end_workspace(
+                "shift_cap", "Your shift session has ended. Sign in again to continue."
+            )
+        for window in self.windows:
+            window.session_changed()
+        self._refresh_indicators()
+
+    def _ask_reauthentication(self) -> None:
+        if self.reauth_dialog is not None:
+            return
+        reason = next(
+            (
+                str(e.data.get("reason"))
+                for e in reversed(self.recent_events)
+                if e.kind.value in {"token_blacklisted", "refresh_rejected", "session_revoked"}
+            ),
+            "session expired",
+        )
+        parent = self.windows[0] if self.windows else None
+        dialog = ReauthDialog(self.username_label, self.facts.user or "", reason, parent)
+        dialog.form.submitted.connect(self._reauthenticate)
+        self.reauth_dialog = dialog
+        if not self.locked:
+            dialog.show()
+
+    def _reauthenticate(self, username: str, password: str) -> None:
+        async def job(manager: TokenManager) -> None:
+            await manager.login(username, password)
+
+        def done(_result: Any, error: BaseException | None) -> None:
+            if self.reauth_dialog is None:
+                return
+            if error is not None:
+                self.reauth_dialog.form.show_error(friendly_error(error))
+                return
+            self.reauth_dialog.close()
+            self.reauth_dialog = None
+
+        self.bridge.submit(job, done)
+
+    # -- idle lock and indicators ---------------------------------------------------------
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in _ACTIVITY:
+            self._last_activity = time.monotonic()
+        return False
+
+    def note_activity(self) -> None:
+        """Count as user activity now (for programmatic use and tests)."""
+        self._last_activity = time.monotonic()
+
+    @property
+    def idle_s(self) -> float:
+        """Seconds since the last user activity."""
+        return time.monotonic() - self._last_activity
+
+    def _on_tick(self) -> None:
+        self.check_idle()
+        self._refresh_indicators()
+
+    def check_idle(self) -> None:
+        """Lock when idle for the policy's time; show the countdown before it."""
+        if not self.windows or self.locked:
+            return
+        remaining = self.policy.idle_lock_s - self.idle_s
+        countdown = min(30.0, self.policy.idle_lock_s / 2)
+        if remaining <= 0:
+            self.lock()
+            return
+        idle_lock_in = remaining if remaining <= countdown else None
+        if idle_lock_in != self.facts.idle_lock_in:
+            self.facts = replace(self.facts, idle_lock_in=idle_lock_in)
+
+    def _refresh_indicators(self) -> None:
+        view = describe_session(self.facts, time.time())
+        for window in self.windows:
+            window.indicator.show_view(view)
+        self.view_changed.emit()

@@ -1,0 +1,143 @@
+"""The window registry and :class:`KioskWindow`, the frame every kiosk window shares.
+
+A hospital adds its own windows through the ``kiosk.windows`` entry-point group: each entry
+point names a function ``register(registry)`` that calls :meth:`WindowRegistry.add`. The ward
+demo, the security panel and the policy page register themselves the same way.
+
+Every KioskWindow has the session indicator in its status bar, the attention banner on top,
+and a stack whose second page is the lock page: locking switches the page, so the window's
+own widgets (and whatever is half-typed in them) stay exactly as they were, unseen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
+
+from kiosk.qt.indicators import Banner, SessionIndicator
+from kiosk.qt.login import LockPage
+
+if TYPE_CHECKING:
+    from kiosk.qt.app import KioskApp
+
+log = logging.getLogger(__name__)
+
+WindowFactory = Callable[..., "KioskWindow"]
+
+
+@dataclass(frozen=True)
+class WindowKind:
+    """A kind of window the workspace can open."""
+
+    name: str
+    title: str
+    factory: WindowFactory
+    #: Shown in the workspace's "open" menu (chart windows are opened from the ward board).
+    in_menu: bool = True
+
+
+class WindowRegistry:
+    """The kinds of windows available, by name."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, WindowKind] = {}
+
+    def add(self, name: str, title: str, factory: WindowFactory, *, in_menu: bool = True) -> None:
+        """Register a window kind (a later registration of the same name wins)."""
+        self._kinds[name] = WindowKind(name, title, factory, in_menu)
+
+    def get(self, name: str) -> WindowKind:
+        """The kind called ``name``.
+
+        Raises:
+            KeyError: no such kind.
+        """
+        return self._kinds[name]
+
+    def kinds(self) -> list[WindowKind]:
+        """Every registered kind, in registration order."""
+        return list(self._kinds.values())
+
+    def load_entry_points(self, group: str = "kiosk.windows") -> None:
+        """Let every installed ``kiosk.windows`` plug-in register its windows."""
+        for point in entry_points(group=group):
+            try:
+                point.load()(self)
+            except Exception:
+                log.exception("window plug-in %s failed to register", point.name)
+
+
+class KioskWindow(QMainWindow):
+    """A workspace window: content, banner, session indicator and lock page."""
+
+    kind = "window"
+
+    def __init__(self, app: KioskApp, title: str) -> None:
+        super().__init__()
+        self.app = app
+        self.setWindowTitle(f"{title} — kiosk")
+        self.setAccessibleName(title)
+        self.banner = Banner()
+        self.content = QWidget()
+        self.lock_page = LockPage(app.username_label)
+        self.lock_page.form.submitted.connect(app.unlock)
+        page = QWidget()
+        column = QVBoxLayout(page)
+        column.setContentsMargins(8, 8, 8, 8)
+        column.addWidget(self.banner)
+        column.addWidget(self.content, 1)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(page)
+        self.stack.addWidget(self.lock_page)
+        self.setCentralWidget(self.stack)
+        self.indicator = SessionIndicator()
+        self.statusBar().addWidget(self.indicator, 1)
+        self._add_actions()
+        self.resize(900, 640)
+
+    def _add_actions(self) -> None:
+        menu = self.menuBar().addMenu("&Session")
+        for text, shortcut, slot in (
+            ("&Lock now", "Ctrl+L", self.app.lock),
+            ("&Sign out", "Ctrl+Shift+Q", self.app.sign_out),
+        ):
+            action = QAction(text, self)
+            action.setShortcut(QKeySequence(shortcut))
+            action.triggered.connect(slot)
+            menu.addAction(action)
+            self.addAction(action)  # the shortcut works even with the menu bar hidden
+        windows = self.menuBar().addMenu("&Windows")
+        for kind in self.app.registry.kinds():
+            if kind.in_menu:
+                action = QAction(kind.title, self)
+                action.triggered.connect(lambda _=False, n=kind.name: self.app.open_window(n))
+                windows.addAction(action)
+
+    @property
+    def locked(self) -> bool:
+        """Whether the lock page is showing."""
+        return self.stack.currentIndex() == 1
+
+    def show_locked(self, user: str | None) -> None:
+        """Hide the content behind the lock page."""
+        self.lock_page.prepare(user)
+        self.stack.setCurrentIndex(1)
+        self.setWindowTitle("Locked — kiosk")
+
+    def show_unlocked(self) -> None:
+        """Bring the content back, as it was."""
+        self.stack.setCurrentIndex(0)
+        self.setWindowTitle(f"{self.accessibleName()} — kiosk")
+
+    def session_changed(self) -> None:
+        """Hook: the session state changed (windows refresh their data here if they wish)."""
+
+    def closeEvent(self, event: Any) -> None:
+        self.app.window_closed(self)
+        super().closeEvent(event)
