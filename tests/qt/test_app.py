@@ -28,3 +28,118 @@ def test_wrong_password_says_so_in_words(qtbot, make_app, simplejwt_server):
     qtbot.waitUntil(lambda: form.error.text() == "Wrong user name or password.", timeout=10000)
     assert form.password.text() == ""
     assert app.windows == []
+
+
+def _chart(qtbot, app):
+    board = app.windows[0]
+    qtbot.waitUntil(lambda: board.table.rowCount() > 0, timeout=10000)
+    board.table.selectRow(0)
+    board.open_button.click()
+    return app.windows[-1]
+
+
+def test_lock_then_resume_keeps_unsent_form_text(qtbot, make_app, simplejwt_server):
+    app = make_app(simplejwt_server)
+    sign_in(qtbot, app)
+    chart = _chart(qtbot, app)
+    chart.value.setText("half-typed 118/76")
+    with qtbot.waitSignal(app.lock_changed, timeout=5000):
+        app.lock()
+    assert all(w.locked for w in app.windows)
+    assert not chart.value.isVisible()  # patient data hidden behind the lock page
+    page = chart.lock_page.form
+    assert page.username.text() == "alice"
+    page.password.setText("wrong")
+    page.button.click()
+    qtbot.waitUntil(lambda: page.error.text() == "Wrong user name or password.", timeout=5000)
+    assert chart.locked
+    page.password.setText("alice-secret")
+    with qtbot.waitSignal(app.lock_changed, timeout=5000):
+        page.button.click()
+    assert not chart.locked
+    assert chart.value.text() == "half-typed 118/76"
+    assert chart.value.isVisible()
+
+
+def test_idle_lock_after_the_policy_time_with_a_countdown(qtbot, make_app, simplejwt_server):
+    from kiosk.core import SessionPolicy
+
+    app = make_app(simplejwt_server, SessionPolicy(idle_lock_s=3))
+    sign_in(qtbot, app)
+    board = app.windows[0]
+    seen: list[str] = []
+    app.view_changed.connect(lambda: seen.append(board.indicator.text))
+    with qtbot.waitSignal(app.lock_changed, timeout=10000) as locked:
+        pass
+    assert locked.args == [True]
+    assert board.locked
+    assert any(text.startswith("Locking in") for text in seen)
+    assert board.indicator.text.startswith("Locked")
+
+
+def test_a_different_user_at_the_lock_screen_leaves_nothing_of_the_previous_one(
+    qtbot, make_app, simplejwt_server
+):
+    import httpx
+
+    app = make_app(simplejwt_server)
+    sign_in(qtbot, app)
+    chart = _chart(qtbot, app)
+    chart.value.setText("alice's unsent note")
+    alice_refresh = app.bridge.run_sync(_vault_refresh)
+    app.lock()
+    page = chart.lock_page.form
+    page.username.setText("bob")
+    page.password.setText("bob-secret")
+    with qtbot.waitSignal(app.signed_in, timeout=15000) as signed:
+        page.button.click()
+    assert signed.args == ["bob"]
+    assert chart not in app.windows
+    assert [w.kind for w in app.windows] == ["ward"]
+    assert all(not w.locked for w in app.windows)
+    stored = app.bridge.run_sync(_vault_session)
+    assert stored.user == "bob"
+    reused = httpx.post(
+        f"{simplejwt_server.base_url}/api/token/refresh/", json={"refresh": alice_refresh}
+    )
+    assert reused.status_code == 401
+    assert "blacklisted" in reused.json()["detail"].lower()
+
+
+async def _vault_session(manager):
+    return manager.vault.load()
+
+
+async def _vault_refresh(manager):
+    return manager.vault.load().refresh
+
+
+def test_three_windows_show_the_same_state_in_one_event_loop_turn(
+    qtbot, make_app, simplejwt_server
+):
+    app = make_app(simplejwt_server)
+    sign_in(qtbot, app)
+    app.open_window("security")
+    app.open_window("policy")
+    assert len(app.windows) == 3
+    snapshots: list[set[str]] = []
+    app.view_changed.connect(lambda: snapshots.append({w.indicator.text for w in app.windows}))
+
+    async def refresh(manager):
+        await manager.refresh()
+
+    with qtbot.waitSignal(app.refreshed, timeout=10000):
+        app.bridge.submit(refresh)
+    assert snapshots
+    assert all(len(snapshot) == 1 for snapshot in snapshots)
+
+
+def test_signing_out_closes_everything_and_revokes(qtbot, make_app, simplejwt_server):
+    app = make_app(simplejwt_server)
+    sign_in(qtbot, app)
+    with qtbot.waitSignal(app.signed_out, timeout=10000):
+        app.sign_out()
+    assert app.windows == []
+    assert app.login_window.isVisible()
+    assert app.bridge.run_sync(_vault_session) is None
+    assert app.bridge.state == "logged_out"
