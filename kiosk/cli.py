@@ -11,10 +11,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kiosk.commands import demo
+from kiosk.commands import demo, selftest
 
 #: The subcommand modules, in ``--help`` order.
-COMMANDS = [demo]
+COMMANDS = [demo, selftest]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 from PySide6.QtCore import QObject, Signal, Slot
 
-from kiosk.core import SecurityEvent, ServerSettings, SessionPolicy, TokenManager
+from kiosk.core import KioskError, SecurityEvent, ServerSettings, SessionPolicy, TokenManager
 from kiosk.core.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,11 @@ class CoreBridge(QObject):
             A future for code that may block (tests, shutdown); the UI never waits on it.
         """
         job_id = next(self._ids)
+        if self._loop is None or self._thread is None or self._loop.is_closed():
+            # Stopped (or never started): a late timer or click must not crash the UI.
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            future.set_exception(KioskError("the kiosk's network thread is not running"))
+            return future
         if callback is not None:
             self._callbacks[job_id] = callback
 

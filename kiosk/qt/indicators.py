@@ -126,6 +126,7 @@ class SessionIndicator(QWidget):
         layout.setContentsMargins(6, 0, 6, 0)
         layout.addWidget(self._icon)
         layout.addWidget(self._text)
+        layout.addStretch(1)
         self.setAccessibleName("Session status")
         self.view: SessionView | None = None
 

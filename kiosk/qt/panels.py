@@ -75,6 +75,10 @@ class SecurityPanel(KioskWindow):
         self._timer.start(2000)
         self.update_kpis()
 
+    def closeEvent(self, event: Any) -> None:  # Qt override
+        self._timer.stop()
+        super().closeEvent(event)
+
     def add_event(self, event: SecurityEvent) -> None:
         """Put ``event`` on top of the list (routine state changes included)."""
         when = datetime.fromtimestamp(event.time, UTC).astimezone().strftime("%H:%M:%S")

@@ -128,11 +128,18 @@ class KioskWindow(QMainWindow):
         """Hide the content behind the lock page."""
         self.lock_page.prepare(user)
         self.stack.setCurrentIndex(1)
+        # Nothing but the lock page works while locked: no menus, no window shortcuts.
+        self.menuBar().setEnabled(False)
+        for action in self.actions():
+            action.setEnabled(False)
         self.setWindowTitle("Locked — kiosk")
 
     def show_unlocked(self) -> None:
         """Bring the content back, as it was."""
         self.stack.setCurrentIndex(0)
+        self.menuBar().setEnabled(True)
+        for action in self.actions():
+            action.setEnabled(True)
         self.setWindowTitle(f"{self.accessibleName()} — kiosk")
 
     def session_changed(self) -> None:
