@@ -11,10 +11,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kiosk.commands import demo, selftest
+from kiosk.commands import demo, screenshots, selftest
 
 #: The subcommand modules, in ``--help`` order.
-COMMANDS = [demo, selftest]
+COMMANDS = [demo, selftest, screenshots]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,17 @@ _ACTIVITY = {
 }
 
 
+#: Why the server wants the password again, in words (keyed by the core's reason codes).
+REAUTH_REASONS = {
+    "token_not_valid": "the server ended this session",
+    "password_changed": "your password was changed",
+    "user_inactive": "your account was disabled",
+    "user_not_found": "your account was not found",
+    "no_active_account": "your account was disabled",
+    "refresh_expired": "the session reached its time limit",
+}
+
+
 class KioskApp(QObject):
     """The kiosk application (one per process).
 
@@ -97,6 +108,7 @@ class KioskApp(QObject):
         self.locked = False
         self.reauth_dialog: ReauthDialog | None = None
         self.vault_description = "starting"
+        self._reauth_reason = ""
         self.login_window = LoginWindow(self.username_label, server.base_url)
         self.login_window.form.submitted.connect(self.login)
         self.bridge.security_event.connect(self._on_event)
@@ -280,6 +292,8 @@ class KioskApp(QObject):
     def _on_event(self, event: SecurityEvent) -> None:
         self.recent_events.append(event)
         kind = event.kind.value
+        if kind == "state_changed" and event.data.get("to") == "needs_reauth":
+            self._reauth_reason = str(event.data.get("reason") or "")
         if kind == "refresh_retrying":
             self.facts = replace(self.facts, next_attempt_at=event.data.get("next_attempt_at"))
         elif kind == "refresh_succeeded":
@@ -312,14 +326,7 @@ class KioskApp(QObject):
     def _ask_reauthentication(self) -> None:
         if self.reauth_dialog is not None:
             return
-        reason = next(
-            (
-                str(e.data.get("reason"))
-                for e in reversed(self.recent_events)
-                if e.kind.value in {"token_blacklisted", "refresh_rejected", "session_revoked"}
-            ),
-            "session expired",
-        )
+        reason = REAUTH_REASONS.get(self._reauth_reason, "the session could not be renewed")
         parent = self.windows[0] if self.windows else None
         dialog = ReauthDialog(self.username_label, self.facts.user or "", reason, parent)
         dialog.form.submitted.connect(self._reauthenticate)

@@ -191,7 +191,7 @@ class ReauthDialog(QDialog):
         self.setAccessibleName("Sign in again")
         self.setModal(True)
         message = QLabel(
-            f"The server needs you to sign in again ({reason}). Your open work is kept.", self
+            f"Please enter your password again: {reason}. Your open work is kept.", self
         )
         message.setWordWrap(True)
         self.form = CredentialsForm(username_label, "Sign in again", self)
