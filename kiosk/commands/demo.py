@@ -1,9 +1,13 @@
-"""``kiosk demo``: the reference server and a headless session against it.
+"""``kiosk demo``: the reference server and the kiosk against it.
 
-Starts the bundled reference simplejwt server (gunicorn on 127.0.0.1, demo users) with short
-token lifetimes so a whole refresh cycle is visible in seconds, then logs in, calls the ward
-API, lets the access token be refreshed proactively, makes bursts of concurrent requests and
-signs out, printing each security event as it happens and the KPI counters at the end.
+Starts the bundled reference simplejwt server (gunicorn on 127.0.0.1, demo users) and then:
+
+* with a display: opens the kiosk application against it (one-minute access tokens, so the
+  indicator's refreshes are visible; user ``alice`` / ``alice-secret``);
+* without one (or with ``--headless``): says so and runs a scripted walk-through of a short
+  shift offscreen instead - printing each step and the indicator state, writing screenshots;
+* with ``--core``: a session through the core alone (no Qt), printing every security event
+  and the KPI counters.
 """
 
 from __future__ import annotations
@@ -53,8 +57,8 @@ async def _headless_demo(base_url: str, username: str, password: str, seconds: f
         return 0 if failures == 0 else 1
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the demo; 0 when the session had no failures."""
+def run_core(args: argparse.Namespace) -> int:
+    """Run the core-only demo; 0 when the session had no failures."""
     try:
         from kiosk.testing.server.runner import ReferenceServer
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -81,10 +85,100 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
+def _qt_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kiosk.testing.server.runner import ReferenceServer
+
+    try:
+        from kiosk.qt.runtime import has_display, qt_application
+    except ImportError as exc:  # pragma: no cover - PySide6 missing
+        print(f"Qt is not available ({exc}); running the core demo instead.", flush=True)
+        return run_core(args)
+    headless = args.headless or not has_display()
+    access_s = 5.0 if headless else 60.0
+    print(
+        "Starting the reference simplejwt server (Django + simplejwt under gunicorn)...", flush=True
+    )
+    with ReferenceServer(access_s=access_s, refresh_s=3600) as server:
+        print(
+            f"  listening on {server.base_url} (pid {server.pid}); access tokens live "
+            f"{access_s:g} s",
+            flush=True,
+        )
+        app_qt = qt_application(offscreen=headless)
+        from kiosk.qt.app import KioskApp
+
+        app = KioskApp(ServerSettings(base_url=server.base_url), vault=MemoryVault())
+        if not headless:
+            app.start()
+            app.login_window.form.reset(args.username)
+            print(
+                f"Sign in as {args.username} / {server.users[args.username]}. "
+                "Close the windows to stop.",
+                flush=True,
+            )
+            code = app_qt.exec()
+            app.shutdown()
+            return int(code)
+        from kiosk.qt.walkthrough import Step, Walkthrough
+
+        print(
+            "No display found: running a scripted walk-through of a short shift offscreen.",
+            flush=True,
+        )
+        shots = Path(args.screenshots)
+
+        def report(step: Step) -> None:
+            mark = "ok  " if step.ok else "FAIL"
+            print(f"  {mark} {step.name:<20} {step.ms:>8.0f} ms  {step.detail}", flush=True)
+            print(f"       indicator: {step.indicator}", flush=True)
+
+        app.start()
+        try:
+            result = Walkthrough(
+                app,
+                args.username,
+                server.users[args.username],
+                refresh_timeout_s=30,
+                screenshots=shots,
+                report=report,
+            ).run()
+        finally:
+            app.shutdown()
+        stats = server.stats()
+        print(
+            f"- the server saw {stats['obtain']} login(s), {stats['refresh']} refresh(es), "
+            f"{stats['blacklist']} blacklist call(s)"
+        )
+        print(f"- screenshots in {shots.resolve()}")
+    print("Demo finished." if result.ok else "Demo finished with failures.", flush=True)
+    return 0 if result.ok else 1
+
+
+def main(args: argparse.Namespace) -> int:
+    """``kiosk demo``: the Qt kiosk (or its offscreen walk-through), or ``--core``."""
+    return run_core(args) if args.core else _qt_demo(args)
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``demo`` to the ``kiosk`` command."""
     demo = sub.add_parser("demo", help="run the reference server and a demo session against it")
-    demo.add_argument("--seconds", type=float, default=12.0, help="how long to work (default 12)")
-    demo.add_argument("--access-s", type=float, default=5.0, help="access token lifetime")
+    demo.add_argument(
+        "--seconds", type=float, default=12.0, help="--core: how long to work (default 12)"
+    )
+    demo.add_argument("--access-s", type=float, default=5.0, help="--core: access token lifetime")
     demo.add_argument("--username", default="alice", choices=["alice", "bob", "carol"])
-    demo.set_defaults(func=run)
+    demo.add_argument(
+        "--headless",
+        action="store_true",
+        help="run the scripted walk-through offscreen even with a display",
+    )
+    demo.add_argument("--core", action="store_true", help="the core alone, without Qt")
+    demo.add_argument(
+        "--screenshots",
+        default="kiosk-demo-screenshots",
+        metavar="DIR",
+        help="where the walk-through writes its screenshots",
+    )
+    demo.set_defaults(func=main)
