@@ -488,3 +488,12 @@ async def test_logging_in_again_as_the_same_user_renews_tokens_and_revokes_the_o
     assert old in fake.blacklisted
     assert tm.state is State.ACTIVE
     assert tm.metrics()["session_start"] == started
+
+
+async def test_a_blacklisted_refresh_raises_a_high_alert_event(session, clock):
+    tm, fake, events = session
+    fake.blacklisted.update(_jtis_of(fake.issued))
+    await clock.advance(1000)
+    alerts = [e for e in events if e.kind.value == "alert"]
+    assert [a.data["rule"] for a in alerts] == ["blacklisted_token"]
+    assert alerts[0].severity.name == "HIGH"
