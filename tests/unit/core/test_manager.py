@@ -491,7 +491,7 @@ async def test_logging_in_again_as_the_same_user_renews_tokens_and_revokes_the_o
 
 
 async def test_a_blacklisted_refresh_raises_a_high_alert_event(session, clock):
-    tm, fake, events = session
+    _tm, fake, events = session
     fake.blacklisted.update(_jtis_of(fake.issued))
     await clock.advance(1000)
     alerts = [e for e in events if e.kind.value == "alert"]
