@@ -80,6 +80,7 @@ class KioskApp(QObject):
         api_transport: httpx.AsyncBaseTransport | None = None,
         registry: WindowRegistry | None = None,
         load_plugins: bool = True,
+        login_window: LoginWindow | None = None,
     ) -> None:
         super().__init__()
         qapp = QApplication.instance()
@@ -109,7 +110,7 @@ class KioskApp(QObject):
         self.reauth_dialog: ReauthDialog | None = None
         self.vault_description = "starting"
         self._reauth_reason = ""
-        self.login_window = LoginWindow(self.username_label, server.base_url)
+        self.login_window = login_window or LoginWindow(self.username_label, server.base_url)
         self.login_window.form.submitted.connect(self.login)
         self.bridge.security_event.connect(self._on_event)
         self.bridge.state_changed.connect(self._on_state)
@@ -147,6 +148,9 @@ class KioskApp(QObject):
         if show_login:
             self.login_window.show()
             self.login_window.form.reset()
+        elif self.login_window.form.pending is not None:
+            # Submitted before the application was ready (see kiosk.qt.startup).
+            self.login(*self.login_window.form.pending)
 
     def shutdown(self) -> None:
         """Close every window and stop the network thread (the session is not signed out)."""

@@ -88,6 +88,8 @@ class CredentialsForm(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.error)
         layout.addWidget(self.button)
+        #: The last submission, until the form is reset or shows an error.
+        self.pending: tuple[str, str] | None = None
         self.button.clicked.connect(self._submit)
         self.username.returnPressed.connect(self.password.setFocus)
         self.password.returnPressed.connect(self._submit)
@@ -99,6 +101,7 @@ class CredentialsForm(QWidget):
             (self.username if not user else self.password).setFocus()
             return
         self.set_busy(True)
+        self.pending = (user, password)
         self.submitted.emit(user, password)
 
     def set_busy(self, busy: bool) -> None:
@@ -112,6 +115,7 @@ class CredentialsForm(QWidget):
     def show_error(self, text: str) -> None:
         """Show ``text``, clear the password and put the focus back in the form."""
         self.set_busy(False)
+        self.pending = None
         self.error.setText(text)
         self.password.clear()
         (self.password if self.username.text() else self.username).setFocus()
@@ -119,6 +123,7 @@ class CredentialsForm(QWidget):
     def reset(self, username: str = "") -> None:
         """Empty the form (keeping ``username`` if given) and focus the first empty field."""
         self.set_busy(False)
+        self.pending = None
         self.error.setText("")
         self.username.setText(username)
         self.password.clear()
