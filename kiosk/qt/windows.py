@@ -85,8 +85,7 @@ class KioskWindow(QMainWindow):
         self.setAccessibleName(title)
         self.banner = Banner()
         self.content = QWidget()
-        self.lock_page = LockPage(app.username_label)
-        self.lock_page.form.submitted.connect(app.unlock)
+        self._lock_page: LockPage | None = None
         page = QWidget()
         column = QVBoxLayout(page)
         column.setContentsMargins(8, 8, 8, 8)
@@ -94,7 +93,6 @@ class KioskWindow(QMainWindow):
         column.addWidget(self.content, 1)
         self.stack = QStackedWidget()
         self.stack.addWidget(page)
-        self.stack.addWidget(self.lock_page)
         self.setCentralWidget(self.stack)
         self.indicator = SessionIndicator()
         self.statusBar().addWidget(self.indicator, 1)
@@ -120,6 +118,15 @@ class KioskWindow(QMainWindow):
                 windows.addAction(action)
 
     @property
+    def lock_page(self) -> LockPage:
+        """The lock page (built on first use: most windows are never locked)."""
+        if self._lock_page is None:
+            self._lock_page = LockPage(self.app.username_label)
+            self._lock_page.form.submitted.connect(self.app.unlock)
+            self.stack.addWidget(self._lock_page)
+        return self._lock_page
+
+    @property
     def locked(self) -> bool:
         """Whether the lock page is showing."""
         return self.stack.currentIndex() == 1
@@ -127,7 +134,7 @@ class KioskWindow(QMainWindow):
     def show_locked(self, user: str | None) -> None:
         """Hide the content behind the lock page."""
         self.lock_page.prepare(user)
-        self.stack.setCurrentIndex(1)
+        self.stack.setCurrentWidget(self.lock_page)
         # Nothing but the lock page works while locked: no menus, no window shortcuts.
         self.menuBar().setEnabled(False)
         for action in self.actions():

@@ -57,6 +57,8 @@ def test_every_control_has_an_accessible_name_and_a_44px_target(qtbot, make_app,
     board.open_button.click()
     app.open_window("security")
     app.open_window("policy")
+    for window in app.windows:
+        assert window.lock_page.form.password.accessibleName() == "Password"  # built lazily
     roots = [app.login_window, *app.windows]
     checked = 0
     for root in roots:
