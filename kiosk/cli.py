@@ -11,10 +11,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kiosk.commands import demo, screenshots, selftest
+from kiosk.commands import check_server, demo, screenshots, selftest
 
 #: The subcommand modules, in ``--help`` order.
-COMMANDS = [demo, selftest, screenshots]
+COMMANDS = [demo, selftest, screenshots, check_server]
 
 
 def build_parser() -> argparse.ArgumentParser:

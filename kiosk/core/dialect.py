@@ -17,8 +17,22 @@ Failure taxonomy for a refresh (DESIGN §3):
   refresh but its answer is unusable, so the outcome is unknown (the driver treats it
   like a read timeout).
 
-Only the ``pair`` dialect (access + refresh, with or without rotation) is implemented;
-sliding and cookie dialects implement the same :class:`WireDialect` protocol.
+Three dialects implement the same :class:`WireDialect` protocol:
+
+* :class:`PairDialect` - simplejwt's access + refresh pair, with or without rotation (djoser
+  reuses these views under other paths);
+* :class:`SlidingDialect` - one sliding token (``token_type: sliding``) that is both the
+  access and the refresh credential: it must be refreshed before its ``exp``, and
+  ``refresh_exp`` is a hard cap that refreshing never moves (the server answers 401
+  ``token_not_valid`` after it, which is definitive);
+* :class:`CookieDialect` - dj-rest-auth with ``JWT_AUTH_HTTPONLY``: the refresh token comes
+  only in an HttpOnly ``Set-Cookie`` (the body's ``refresh`` is ``""``); the kiosk keeps it in
+  memory, sends it back in a ``Cookie`` header, and never persists it
+  (:attr:`WireDialect.persist_refresh` is False). Logout goes through dj-rest-auth's logout
+  endpoint with the cookie.
+
+The manager never looks at a dialect's name: it asks the dialect what to send, what an
+answer means, which token type renews the session and whether that token may be persisted.
 """
 
 from __future__ import annotations
@@ -30,10 +44,12 @@ from typing import Any, Protocol
 
 from kiosk.core.claims import Token, decode_token
 from kiosk.core.errors import (
+    ConfigurationError,
     InvalidCredentialsError,
     NeedsReauthenticationError,
     ServerResponseError,
     ServerUnavailableError,
+    TokenValidationError,
 )
 from kiosk.core.settings import ServerSettings
 
@@ -56,15 +72,19 @@ class WireRequest:
     method: str
     path: str
     json: Mapping[str, Any] = field(repr=False)
+    #: Extra request headers (the cookie dialect's ``Cookie``); may hold secrets.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class WireResponse:
-    """What came back: status, headers (lower-case names) and the body bytes."""
+    """What came back: status, headers (lower-case names), the body bytes and the cookies set."""
 
     status_code: int
     headers: Mapping[str, str]
     body: bytes = field(repr=False)
+    #: Cookies the answer set (``Set-Cookie`` name -> value); may hold tokens.
+    cookies: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +113,10 @@ class WireDialect(Protocol):
     """What every server dialect provides."""
 
     settings: ServerSettings
+    #: The ``token_type`` of the token that renews the session ("refresh" or "sliding").
+    refresh_token_type: str
+    #: Whether that token may be persisted (the cookie dialect's never is).
+    persist_refresh: bool
 
     def obtain_request(self, username: str, password: str) -> WireRequest: ...
 
@@ -148,6 +172,9 @@ def _looks_blacklisted(response: WireResponse) -> bool:
 class PairDialect:
     """simplejwt's ``TokenObtainPairView`` / ``TokenRefreshView`` / ``TokenBlacklistView``."""
 
+    refresh_token_type = "refresh"
+    persist_refresh = True
+
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
 
@@ -187,6 +214,19 @@ class PairDialect:
         )
 
     def parse_refresh(self, response: WireResponse) -> IssuedTokens:
+        self._reject_refresh_errors(response)
+        status = response.status_code
+        data = parse_json_object(response, self.settings.max_body_bytes)
+        refresh = data.get("refresh")
+        return IssuedTokens(
+            access=self._access(data, status),
+            refresh=None
+            if refresh is None
+            else decode_token(refresh, self.settings, expected_type="refresh"),
+        )
+
+    def _reject_refresh_errors(self, response: WireResponse) -> None:
+        """Raise the typed failure of a refresh answer that is not a 2xx."""
         status = response.status_code
         self._raise_if_unavailable(response)
         if status in {401, 403}:
@@ -202,14 +242,6 @@ class PairDialect:
             raise RefreshRejectedError(
                 f"the refresh endpoint answered HTTP {status}", reason=f"http_{status}"
             )
-        data = parse_json_object(response, self.settings.max_body_bytes)
-        refresh = data.get("refresh")
-        return IssuedTokens(
-            access=self._access(data, status),
-            refresh=None
-            if refresh is None
-            else decode_token(refresh, self.settings, expected_type="refresh"),
-        )
 
     def _access(self, data: dict[str, Any], status: int) -> Token:
         if "access" not in data:
@@ -233,8 +265,144 @@ class PairDialect:
             )
 
 
+class SlidingDialect(PairDialect):
+    """simplejwt's ``TokenObtainSlidingView`` / ``TokenRefreshSlidingView``: ``{"token"}``.
+
+    The one sliding token is both the access token (sent in ``Authorization``) and the
+    refresh credential, so :class:`IssuedTokens` carries it twice. It is persisted where the
+    policy allows a refresh token to be (it is what renews the session). simplejwt has no
+    view that revokes a sliding token, so logout can only forget it unless the server
+    offers a blacklist endpoint for sliding tokens (``blacklist_path``).
+    """
+
+    refresh_token_type = "sliding"
+
+    def refresh_request(self, refresh: Token) -> WireRequest:
+        return WireRequest("POST", self.settings.refresh_path, {"token": refresh.reveal()})
+
+    def logout_request(self, refresh: Token) -> WireRequest | None:
+        if self.settings.blacklist_path is None:
+            return None
+        return WireRequest("POST", self.settings.blacklist_path, {"token": refresh.reveal()})
+
+    def parse_obtain(self, response: WireResponse) -> IssuedTokens:
+        status = response.status_code
+        if status in {401, 403}:
+            raise InvalidCredentialsError(
+                "Wrong user name or password, or the account is disabled."
+            )
+        if status == 400:
+            raise InvalidCredentialsError(self._missing_fields_message(response))
+        return self._sliding(response, "login")
+
+    def parse_refresh(self, response: WireResponse) -> IssuedTokens:
+        self._reject_refresh_errors(response)
+        return self._sliding(response, "refresh")
+
+    def _sliding(self, response: WireResponse, what: str) -> IssuedTokens:
+        status = response.status_code
+        self._raise_if_unavailable(response)
+        if not 200 <= status < 300:
+            raise ServerResponseError(f"{what} answered HTTP {status}", status_code=status)
+        data = parse_json_object(response, self.settings.max_body_bytes)
+        if "token" not in data:
+            raise ServerResponseError(f"{what} answer has no sliding token", status_code=status)
+        token = decode_token(data["token"], self.settings, expected_type="sliding")
+        if token.claims.refresh_exp is None:
+            raise TokenValidationError("sliding token has no 'refresh_exp' claim")
+        return IssuedTokens(access=token, refresh=token)
+
+
+class CookieDialect(PairDialect):
+    """dj-rest-auth with JWT cookies: the refresh token travels only in an HttpOnly cookie.
+
+    Login answers ``{"access", "refresh": ""}`` and sets the refresh cookie; a refresh is a
+    POST with an empty body and the cookie, answering ``{"access"}`` (and a new cookie when
+    the server rotates); logout is a POST to ``logout_path`` with the cookie, which
+    dj-rest-auth blacklists when the blacklist app is installed. A refresh token in the
+    body (``JWT_AUTH_HTTPONLY = False``) is taken too.
+    """
+
+    persist_refresh = False
+
+    def refresh_request(self, refresh: Token) -> WireRequest:
+        return WireRequest("POST", self.settings.refresh_path, {}, self._cookie(refresh))
+
+    def logout_request(self, refresh: Token) -> WireRequest | None:
+        path = self.settings.logout_path or self.settings.blacklist_path
+        if path is None:
+            return None
+        return WireRequest("POST", path, {}, self._cookie(refresh))
+
+    def parse_obtain(self, response: WireResponse) -> IssuedTokens:
+        status = response.status_code
+        if status in {401, 403}:
+            raise InvalidCredentialsError(
+                "Wrong user name or password, or the account is disabled."
+            )
+        if status == 400:
+            # dj-rest-auth answers wrong credentials with 400 non_field_errors.
+            raise InvalidCredentialsError(self._cookie_login_400(response))
+        self._raise_if_unavailable(response)
+        if not 200 <= status < 300:
+            raise ServerResponseError(f"login answered HTTP {status}", status_code=status)
+        data = parse_json_object(response, self.settings.max_body_bytes)
+        refresh = self._refresh_from(response, data)
+        if refresh is None:
+            raise ServerResponseError(
+                "login answer set no refresh cookie (is JWT_AUTH_REFRESH_COOKIE set?)",
+                status_code=status,
+            )
+        return IssuedTokens(access=self._access(data, status), refresh=refresh)
+
+    def parse_refresh(self, response: WireResponse) -> IssuedTokens:
+        self._reject_refresh_errors(response)
+        status = response.status_code
+        data = parse_json_object(response, self.settings.max_body_bytes)
+        return IssuedTokens(
+            access=self._access(data, status), refresh=self._refresh_from(response, data)
+        )
+
+    def _cookie(self, refresh: Token) -> dict[str, str]:
+        name = self.settings.refresh_cookie or self._cookie_name
+        return {"Cookie": f"{name}={refresh.reveal()}"}
+
+    _cookie_name = "refresh"
+
+    def _refresh_from(self, response: WireResponse, data: dict[str, Any]) -> Token | None:
+        wanted = self.settings.refresh_cookie
+        for name, value in response.cookies.items():
+            if (wanted is not None and name != wanted) or not value:
+                continue  # another cookie, or one being deleted
+            try:
+                token = decode_token(value, self.settings, expected_type="refresh")
+            except TokenValidationError:
+                if wanted is not None:
+                    raise
+                continue  # not the refresh cookie (the access cookie, a csrftoken...)
+            self._cookie_name = name
+            return token
+        body_refresh = data.get("refresh")
+        if body_refresh in (None, ""):
+            return None
+        return decode_token(body_refresh, self.settings, expected_type="refresh")
+
+    def _cookie_login_400(self, response: WireResponse) -> str:
+        try:
+            data = parse_json_object(response, self.settings.max_body_bytes)
+        except ServerResponseError:
+            return "The server refused the login request (HTTP 400)."
+        if "non_field_errors" in data:
+            return "Wrong user name or password, or the account is disabled."
+        return self._missing_fields_message(response)
+
+
 def make_dialect(settings: ServerSettings) -> WireDialect:
     """The dialect object for ``settings.dialect``."""
     if settings.dialect == "pair":
         return PairDialect(settings)
-    raise NotImplementedError(f"the {settings.dialect!r} dialect is not implemented yet")
+    if settings.dialect == "sliding":
+        return SlidingDialect(settings)
+    if settings.dialect == "cookie":
+        return CookieDialect(settings)
+    raise ConfigurationError(f"unknown server dialect {settings.dialect!r}")

@@ -722,7 +722,9 @@ class TokenManager:
         from kiosk.core.claims import decode_token
 
         try:
-            token = decode_token(stored.refresh, self._server, expected_type="refresh")
+            token = decode_token(
+                stored.refresh, self._server, expected_type=self._dialect.refresh_token_type
+            )
         except TokenValidationError:
             return
         self._refresh = token
@@ -861,7 +863,10 @@ class TokenManager:
         sent_at = self._clock.time()
         try:
             async with self._http.stream(
-                request.method, self._server.url(request.path), json=dict(request.json)
+                request.method,
+                self._server.url(request.path),
+                json=dict(request.json),
+                headers=dict(request.headers),
             ) as response:
                 body = bytearray()
                 async for chunk in response.aiter_bytes():
@@ -880,6 +885,7 @@ class TokenManager:
             response.status_code,
             {name.lower(): value for name, value in response.headers.items()},
             bytes(body),
+            {cookie.name: cookie.value or "" for cookie in response.cookies.jar},
         )
         self._observe_server_time(wire, sent_at, received_at)
         return wire
@@ -919,7 +925,10 @@ class TokenManager:
             raise ServerResponseError("the server issued no refresh token")
         generation = self._generation + 1
         if issued.refresh is not None or fresh_login:
-            self._persist(StoredSession(self._user, refresh.reveal(), generation, self._login_time))
+            # The cookie dialect's refresh token never leaves memory: the vault gets a marker
+            # (an empty token) so siblings still see who is signed in and the generation.
+            secret = refresh.reveal() if self._dialect.persist_refresh else ""
+            self._persist(StoredSession(self._user, secret, generation, self._login_time))
         self._refresh = refresh
         self._access = issued.access
         self._rejected_jti = None
@@ -946,6 +955,9 @@ class TokenManager:
             )
 
     def _clear_vault(self) -> None:
+        if self._http is not None:
+            # Cookie dialect: the token client's jar holds the session's cookies too.
+            self._http.cookies.clear()
         if self._vault is not None:
             try:
                 self._vault.clear()

@@ -53,6 +53,9 @@ class ServerSettings:
         issuer: the ``iss`` to require when verifying.
         audience: the ``aud`` to require when verifying.
         ca_bundle: a CA bundle file for the hospital's PKI.
+        refresh_cookie: the cookie that carries the refresh token in the "cookie" dialect
+            (dj-rest-auth's ``JWT_AUTH_REFRESH_COOKIE``); None takes the cookie whose value
+            is a refresh token.
         timeout_s: connect/read timeout for token calls.
         max_body_bytes: the largest token response accepted.
     """
@@ -74,6 +77,7 @@ class ServerSettings:
     issuer: str | None = None
     audience: str | None = None
     ca_bundle: str | None = None
+    refresh_cookie: str | None = None
     timeout_s: float = 10.0
     max_body_bytes: int = 64 * 1024
 
@@ -97,6 +101,15 @@ class ServerSettings:
             )
         if self.dialect not in {"pair", "sliding", "cookie"}:
             raise ConfigurationError(f"unknown server dialect {self.dialect!r}")
+        for name in ("obtain_path", "refresh_path"):
+            if not getattr(self, name).startswith("/"):
+                raise ConfigurationError(f"{name} must be a path starting with '/'")
+        for name in ("verify_path", "blacklist_path", "logout_path"):
+            value = getattr(self, name)
+            if value is not None and not value.startswith("/"):
+                raise ConfigurationError(f"{name} must be a path starting with '/' (or unset)")
+        if not self.auth_header_type or any(c.isspace() for c in self.auth_header_type):
+            raise ConfigurationError("auth_header_type must be one word, e.g. 'Bearer' or 'JWT'")
 
     def url(self, path: str) -> str:
         """The absolute URL of an endpoint path."""

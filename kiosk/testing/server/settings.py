@@ -14,6 +14,24 @@ blacklisting on, HS256). Variables (all optional, but set ``KIOSK_SERVER_DB`` in
   ``/_test/set-password/``.
 - ``KIOSK_SERVER_CHECK_REVOKE``: ``"1"`` sets ``CHECK_REVOKE_TOKEN`` (a password change revokes
   every token: API calls answer 401 ``password_changed``).
+
+Variants of the wire (the compatibility matrix, docs/compatibility.md); unset = stock simplejwt:
+
+- ``KIOSK_SERVER_DIALECT``: ``pair`` (default: ``/api/token/...``), ``sliding`` (simplejwt's
+  sliding views at the same paths, sliding tokens authenticate the API), ``djoser``
+  (``/auth/jwt/create|refresh|verify/`` from ``djoser.urls.jwt``, no blacklist endpoint) or
+  ``cookie`` (dj-rest-auth under ``/dj-rest-auth/`` with ``USE_JWT`` and an HttpOnly refresh
+  cookie ``kiosk-refresh``; the access cookie is ``kiosk-access``).
+- ``KIOSK_SERVER_USERNAME_FIELD``: ``email`` swaps in a custom user model that logs in by email
+  (``kiosk.testing.server.accounts``; demo users are ``<name>@ward.example``).
+- ``KIOSK_SERVER_AUTH_HEADER_TYPES``: comma-separated ``AUTH_HEADER_TYPES`` (default ``Bearer``).
+- ``KIOSK_SERVER_USER_ID_CLAIM`` / ``KIOSK_SERVER_TOKEN_TYPE_CLAIM`` / ``KIOSK_SERVER_JTI_CLAIM``.
+- ``KIOSK_SERVER_ALGORITHM`` (e.g. ``RS256``) with ``KIOSK_SERVER_SIGNING_KEY`` and
+  ``KIOSK_SERVER_VERIFYING_KEY`` (PEM text); ``KIOSK_SERVER_ISSUER``, ``KIOSK_SERVER_AUDIENCE``.
+- ``KIOSK_SERVER_SESSION_AUTH_FIRST``: ``"1"`` puts DRF's SessionAuthentication before JWT, so a
+  missing or bad token answers 403 (no ``WWW-Authenticate``) instead of 401.
+- ``KIOSK_SERVER_LEEWAY_S``: simplejwt's ``LEEWAY``.
+- ``KIOSK_SERVER_LANGUAGE``: ``LANGUAGE_CODE`` with LocaleMiddleware (translated ``detail``).
 """
 
 from __future__ import annotations
@@ -41,6 +59,15 @@ BLACKLIST = _flag("KIOSK_SERVER_BLACKLIST", True)
 FAST_HASHER = _flag("KIOSK_SERVER_FAST_HASHER", True)
 TEST_ENDPOINTS = _flag("KIOSK_SERVER_TEST_ENDPOINTS", False)
 CHECK_REVOKE = _flag("KIOSK_SERVER_CHECK_REVOKE", False)
+WIRE_DIALECT = (os.environ.get("KIOSK_SERVER_DIALECT") or "pair").strip().lower()
+if WIRE_DIALECT not in {"pair", "sliding", "djoser", "cookie"}:
+    raise ValueError(f"KIOSK_SERVER_DIALECT={WIRE_DIALECT!r}: pair, sliding, djoser or cookie")
+EMAIL_LOGIN = (os.environ.get("KIOSK_SERVER_USERNAME_FIELD") or "username").strip() == "email"
+AUTH_HEADER_TYPES = tuple(
+    t.strip() for t in (os.environ.get("KIOSK_SERVER_AUTH_HEADER_TYPES") or "Bearer").split(",")
+)
+SESSION_AUTH_FIRST = _flag("KIOSK_SERVER_SESSION_AUTH_FIRST", False)
+JWT_ALGORITHM = os.environ.get("KIOSK_SERVER_ALGORITHM") or "HS256"
 
 SECRET_KEY = os.environ.get(
     "KIOSK_SERVER_SECRET", "kiosk-reference-server-not-a-secret-0123456789abcdef0123456789"
@@ -54,11 +81,18 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt",
     *(["rest_framework_simplejwt.token_blacklist"] if BLACKLIST else []),
+    *(["kiosk.testing.server.accounts"] if EMAIL_LOGIN else []),
+    *(["djoser"] if WIRE_DIALECT == "djoser" else []),
+    *(["rest_framework.authtoken", "dj_rest_auth"] if WIRE_DIALECT == "cookie" else []),
     "kiosk.testing.server.ward",
 ]
+if EMAIL_LOGIN:
+    AUTH_USER_MODEL = "accounts.User"
 
 # Pure DRF + JWT: no sessions, CSRF or messages to get in the way (or to answer 403 instead of 401).
 MIDDLEWARE = ["kiosk.testing.server.ward.stats.StatsMiddleware"] if TEST_ENDPOINTS else []
+if os.environ.get("KIOSK_SERVER_LANGUAGE"):
+    MIDDLEWARE.insert(0, "django.middleware.locale.LocaleMiddleware")
 
 ROOT_URLCONF = "kiosk.testing.server.urls"
 WSGI_APPLICATION = "kiosk.testing.server.wsgi.application"
@@ -86,7 +120,7 @@ _PBKDF2 = "django.contrib.auth.hashers.PBKDF2PasswordHasher"
 PASSWORD_HASHERS = [_MD5, _PBKDF2] if FAST_HASHER else [_PBKDF2, _MD5]
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = os.environ.get("KIOSK_SERVER_LANGUAGE") or "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -94,6 +128,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        *(["rest_framework.authentication.SessionAuthentication"] if SESSION_AUTH_FIRST else []),
         "rest_framework_simplejwt.authentication.JWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -107,10 +142,40 @@ SIMPLE_JWT = {
     "ROTATE_REFRESH_TOKENS": ROTATE,
     "BLACKLIST_AFTER_ROTATION": BLACKLIST,
     "UPDATE_LAST_LOGIN": False,
-    "ALGORITHM": "HS256",
-    "SIGNING_KEY": SECRET_KEY,
+    "ALGORITHM": JWT_ALGORITHM,
+    "SIGNING_KEY": os.environ.get("KIOSK_SERVER_SIGNING_KEY") or SECRET_KEY,
     "CHECK_REVOKE_TOKEN": CHECK_REVOKE,
 }
+for _name, _env in [
+    ("VERIFYING_KEY", "KIOSK_SERVER_VERIFYING_KEY"),
+    ("ISSUER", "KIOSK_SERVER_ISSUER"),
+    ("AUDIENCE", "KIOSK_SERVER_AUDIENCE"),
+    ("USER_ID_CLAIM", "KIOSK_SERVER_USER_ID_CLAIM"),
+    ("TOKEN_TYPE_CLAIM", "KIOSK_SERVER_TOKEN_TYPE_CLAIM"),
+    ("JTI_CLAIM", "KIOSK_SERVER_JTI_CLAIM"),
+]:
+    if os.environ.get(_env):
+        SIMPLE_JWT[_name] = os.environ[_env]
+if AUTH_HEADER_TYPES != ("Bearer",):
+    SIMPLE_JWT["AUTH_HEADER_TYPES"] = AUTH_HEADER_TYPES
+if os.environ.get("KIOSK_SERVER_LEEWAY_S"):
+    SIMPLE_JWT["LEEWAY"] = float(os.environ["KIOSK_SERVER_LEEWAY_S"])
+if WIRE_DIALECT == "sliding":
+    SIMPLE_JWT.update(
+        {
+            "SLIDING_TOKEN_LIFETIME": ACCESS_LIFETIME,
+            "SLIDING_TOKEN_REFRESH_LIFETIME": REFRESH_LIFETIME,
+            "AUTH_TOKEN_CLASSES": ("rest_framework_simplejwt.tokens.SlidingToken",),
+        }
+    )
+if WIRE_DIALECT == "cookie":
+    REST_AUTH = {
+        "USE_JWT": True,
+        "SESSION_LOGIN": False,
+        "JWT_AUTH_COOKIE": "kiosk-access",
+        "JWT_AUTH_REFRESH_COOKIE": "kiosk-refresh",
+        "JWT_AUTH_HTTPONLY": True,
+    }
 
 LOGGING = {
     "version": 1,

@@ -1,5 +1,8 @@
 """Root URLs of the reference server: simplejwt's stock views, the ward API, the test endpoints.
 
+The token endpoints depend on ``KIOSK_SERVER_DIALECT`` (see settings): simplejwt's pair views
+(default), its sliding views, djoser's ``/auth/jwt/...`` or dj-rest-auth's ``/dj-rest-auth/...``.
+
 ``/api/token/blacklist/`` is simplejwt's own ``TokenBlacklistView`` even when the blacklist app is
 left out: it then validates the token and answers 200 ``{}`` without doing anything, which is
 exactly what a client of such a server sees.
@@ -11,17 +14,31 @@ from django.urls import include, path
 from rest_framework_simplejwt.views import (
     TokenBlacklistView,
     TokenObtainPairView,
+    TokenObtainSlidingView,
+    TokenRefreshSlidingView,
     TokenRefreshView,
     TokenVerifyView,
 )
 
-urlpatterns = [
-    path("api/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
-    path("api/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
-    path("api/token/verify/", TokenVerifyView.as_view(), name="token_verify"),
-    path("api/token/blacklist/", TokenBlacklistView.as_view(), name="token_blacklist"),
-    path("api/", include("kiosk.testing.server.ward.urls")),
-]
+if settings.WIRE_DIALECT == "pair":
+    urlpatterns = [
+        path("api/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
+        path("api/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
+        path("api/token/verify/", TokenVerifyView.as_view(), name="token_verify"),
+        path("api/token/blacklist/", TokenBlacklistView.as_view(), name="token_blacklist"),
+    ]
+elif settings.WIRE_DIALECT == "sliding":
+    # simplejwt's docs mount the sliding views at the pair views' paths.
+    urlpatterns = [
+        path("api/token/", TokenObtainSlidingView.as_view(), name="token_obtain"),
+        path("api/token/refresh/", TokenRefreshSlidingView.as_view(), name="token_refresh"),
+        path("api/token/verify/", TokenVerifyView.as_view(), name="token_verify"),
+    ]
+elif settings.WIRE_DIALECT == "djoser":
+    urlpatterns = [path("auth/", include("djoser.urls.jwt"))]
+else:  # cookie: dj-rest-auth with JWT cookies
+    urlpatterns = [path("dj-rest-auth/", include("dj_rest_auth.urls"))]
+urlpatterns += [path("api/", include("kiosk.testing.server.ward.urls"))]
 
 if settings.TEST_ENDPOINTS:
     from kiosk.testing.server.ward import stats

@@ -13,9 +13,11 @@ from kiosk_test_helpers import NOW, make_jwt
 from kiosk.core.claims import decode_token
 from kiosk.core.dialect import (
     DEFINITIVE_CODES,
+    CookieDialect,
     IssuedTokens,
     PairDialect,
     RefreshRejectedError,
+    SlidingDialect,
     WireRequest,
     WireResponse,
     error_code,
@@ -99,11 +101,16 @@ def test_requests_and_responses_do_not_show_secrets_in_repr() -> None:
 
 
 def test_make_dialect() -> None:
-    assert isinstance(make_dialect(SETTINGS), PairDialect)
+    assert type(make_dialect(SETTINGS)) is PairDialect
     assert make_dialect(SETTINGS).settings is SETTINGS
-    for name in ("sliding", "cookie"):
-        with pytest.raises(NotImplementedError, match=name):
-            make_dialect(ServerSettings("https://api.example.org", dialect=name))  # type: ignore[arg-type]
+    sliding = ServerSettings("https://api.example.org", dialect="sliding")
+    cookie = ServerSettings("https://api.example.org", dialect="cookie")
+    assert type(make_dialect(sliding)) is SlidingDialect
+    assert type(make_dialect(cookie)) is CookieDialect
+    # What the manager asks a dialect instead of looking at its name.
+    assert (DIALECT.refresh_token_type, DIALECT.persist_refresh) == ("refresh", True)
+    assert make_dialect(sliding).refresh_token_type == "sliding"
+    assert make_dialect(cookie).persist_refresh is False
 
 
 # ------------------------------------------------------------------ parse_obtain
@@ -438,8 +445,8 @@ def _typed_outcome(parse: Any, response: WireResponse) -> None:
     if error is None:
         assert 200 <= status < 300
         assert isinstance(issued, IssuedTokens)
-        assert issued.access.claims.token_type == "access"
-        assert issued.refresh is None or issued.refresh.claims.token_type == "refresh"
+        assert issued.access.claims.token_type in {"access", "sliding"}
+        assert issued.refresh is None or issued.refresh.claims.token_type in {"refresh", "sliding"}
     elif 200 <= status < 300:
         assert isinstance(error, ServerResponseError)
     elif status == 429 or status >= 500:
@@ -469,3 +476,144 @@ def test_wire_request_is_immutable() -> None:
     request = WireRequest("POST", "/x", {"a": 1})
     with pytest.raises(AttributeError):
         request.path = "/y"  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------ sliding dialect
+
+SLIDING_SETTINGS = ServerSettings("https://api.example.org", dialect="sliding")
+SLIDING = SlidingDialect(SLIDING_SETTINGS)
+SLIDING_TOKEN = make_jwt(token_type="sliding", jti="sl-1", refresh_exp=NOW + 86400)
+
+
+def test_sliding_login_gives_one_token_as_access_and_refresh() -> None:
+    issued = SLIDING.parse_obtain(answer(200, {"token": SLIDING_TOKEN}))
+    assert issued.access is issued.refresh
+    assert issued.access.claims.token_type == "sliding"
+    assert issued.access.claims.refresh_exp == NOW + 86400
+
+
+def test_sliding_refresh_and_logout_requests() -> None:
+    token = decode_token(SLIDING_TOKEN, SLIDING_SETTINGS)
+    request = SLIDING.refresh_request(token)
+    assert (request.path, dict(request.json)) == ("/api/token/refresh/", {"token": SLIDING_TOKEN})
+    assert SLIDING.logout_request(token) is not None  # simplejwt default blacklist_path is set
+    no_blacklist = SlidingDialect(
+        ServerSettings("https://api.example.org", dialect="sliding", blacklist_path=None)
+    )
+    assert no_blacklist.logout_request(token) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"access": ACCESS, "refresh": REFRESH}, ServerResponseError),  # a pair server
+        ({"token": ACCESS}, TokenValidationError),  # wrong token type
+        (
+            {"token": make_jwt(token_type="sliding", jti="s")},
+            TokenValidationError,
+        ),  # no refresh_exp
+        ({"token": 42}, TokenValidationError),
+    ],
+)
+def test_sliding_bad_answers_are_typed(body: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        SLIDING.parse_obtain(answer(200, body))
+    with pytest.raises(error):
+        SLIDING.parse_refresh(answer(200, body))
+
+
+def test_sliding_refresh_after_refresh_exp_is_definitive() -> None:
+    # simplejwt: 401 "Token 'refresh_exp' claim has expired", code token_not_valid (§4).
+    body = {"detail": "Token 'refresh_exp' claim has expired", "code": "token_not_valid"}
+    with pytest.raises(RefreshRejectedError) as caught:
+        SLIDING.parse_refresh(answer(401, body))
+    assert caught.value.reason == "token_not_valid"
+    with pytest.raises(InvalidCredentialsError):
+        SLIDING.parse_obtain(answer(401, {"detail": "No active account"}))
+
+
+# ------------------------------------------------------------------ cookie dialect
+
+COOKIE_SETTINGS = ServerSettings(
+    "https://api.example.org",
+    dialect="cookie",
+    obtain_path="/dj-rest-auth/login/",
+    refresh_path="/dj-rest-auth/token/refresh/",
+    blacklist_path=None,
+    logout_path="/dj-rest-auth/logout/",
+)
+
+
+def cookie_answer(status: int, body: Any, cookies: dict[str, str]) -> WireResponse:
+    return WireResponse(status, JSON, json.dumps(body).encode(), cookies)
+
+
+def test_cookie_login_takes_the_refresh_token_from_the_cookie_not_the_body() -> None:
+    dialect = CookieDialect(COOKIE_SETTINGS)
+    issued = dialect.parse_obtain(
+        cookie_answer(
+            200,
+            {"access": ACCESS, "refresh": "", "user": {"pk": 1}},
+            {"csrftoken": "abc", "my-access": ACCESS, "my-refresh": REFRESH},
+        )
+    )
+    assert issued.access.reveal() == ACCESS
+    assert issued.refresh is not None
+    assert issued.refresh.reveal() == REFRESH
+    # The refresh and logout requests carry it in a Cookie header under the name it came in,
+    # with an empty body (dj-rest-auth prefers a non-empty body "refresh" over the cookie).
+    refresh_request = dialect.refresh_request(issued.refresh)
+    assert dict(refresh_request.json) == {}
+    assert dict(refresh_request.headers) == {"Cookie": f"my-refresh={REFRESH}"}
+    logout = dialect.logout_request(issued.refresh)
+    assert logout is not None
+    assert (logout.path, dict(logout.headers)) == (
+        "/dj-rest-auth/logout/",
+        {"Cookie": f"my-refresh={REFRESH}"},
+    )
+    assert REFRESH not in repr(refresh_request)
+
+
+def test_cookie_login_without_a_refresh_cookie_is_a_bad_response() -> None:
+    dialect = CookieDialect(COOKIE_SETTINGS)
+    with pytest.raises(ServerResponseError, match="no refresh cookie"):
+        dialect.parse_obtain(cookie_answer(200, {"access": ACCESS, "refresh": ""}, {}))
+
+
+def test_cookie_named_in_the_settings_must_hold_a_refresh_token() -> None:
+    named = CookieDialect(
+        ServerSettings("https://api.example.org", dialect="cookie", refresh_cookie="r")
+    )
+    with pytest.raises(TokenValidationError):
+        named.parse_obtain(cookie_answer(200, {"access": ACCESS}, {"r": ACCESS}))
+    issued = named.parse_obtain(
+        cookie_answer(200, {"access": ACCESS}, {"x": REFRESH, "r": REFRESH})
+    )
+    assert issued.refresh is not None
+
+
+def test_cookie_refresh_with_and_without_rotation() -> None:
+    dialect = CookieDialect(COOKIE_SETTINGS)
+    rotated = dialect.parse_refresh(cookie_answer(200, {"access": ACCESS}, {"rt": REFRESH}))
+    assert rotated.refresh is not None
+    assert dialect.parse_refresh(cookie_answer(200, {"access": ACCESS}, {})).refresh is None
+    # a body refresh (JWT_AUTH_HTTPONLY off) is taken as well
+    body = dialect.parse_refresh(cookie_answer(200, {"access": ACCESS, "refresh": REFRESH}, {}))
+    assert body.refresh is not None
+
+
+def test_cookie_wrong_credentials_are_dj_rest_auths_400() -> None:
+    dialect = CookieDialect(COOKIE_SETTINGS)
+    body = {"non_field_errors": ["Unable to log in with provided credentials."]}
+    with pytest.raises(InvalidCredentialsError, match="Wrong user name or password"):
+        dialect.parse_obtain(answer(400, body))
+    with pytest.raises(InvalidCredentialsError, match="password"):
+        dialect.parse_obtain(answer(400, {"password": ["This field is required."]}))
+
+
+@FUZZ
+@given(response=responses)
+def test_fuzz_sliding_and_cookie_only_raise_kiosk_errors(response: WireResponse) -> None:
+    for dialect in (SLIDING, CookieDialect(COOKIE_SETTINGS)):
+        _typed_outcome(dialect.parse_obtain, response)
+        _typed_outcome(dialect.parse_refresh, response)

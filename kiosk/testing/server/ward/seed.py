@@ -50,6 +50,8 @@ def seed() -> None:
     with transaction.atomic():
         for demo in DEMO_USERS:
             user, _created = user_model.objects.get_or_create(username=demo.username)
+            if user_model.USERNAME_FIELD == "email":  # the email-login variant
+                user.email = f"{demo.username}@ward.example"
             user.first_name, user.last_name = demo.first_name, demo.last_name
             user.is_active = demo.is_active
             if not user.check_password(demo.password):

@@ -33,6 +33,14 @@ TOKEN_PATHS = {
     "/api/token/refresh/": "refresh",
     "/api/token/verify/": "verify",
     "/api/token/blacklist/": "blacklist",
+    # djoser and dj-rest-auth variants (settings.WIRE_DIALECT)
+    "/auth/jwt/create/": "obtain",
+    "/auth/jwt/refresh/": "refresh",
+    "/auth/jwt/verify/": "verify",
+    "/dj-rest-auth/login/": "obtain",
+    "/dj-rest-auth/token/refresh/": "refresh",
+    "/dj-rest-auth/token/verify/": "verify",
+    "/dj-rest-auth/logout/": "blacklist",
 }
 
 

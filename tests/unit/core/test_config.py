@@ -1,0 +1,221 @@
+"""The ``[server]`` table of the kiosk config (kiosk.core.config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kiosk.core.config import (
+    DIALECT_PATHS,
+    SERVER_KEYS,
+    load_config,
+    server_settings,
+    server_toml,
+)
+from kiosk.core.errors import ConfigurationError, InsecureTransportError, KioskError
+from kiosk.core.settings import ServerSettings
+
+PEM = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "kiosk.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_are_simplejwts(tmp_path: Path) -> None:
+    loaded = load_config(write(tmp_path, '[server]\nurl = "https://ehr.example"\n'))
+    assert loaded == ServerSettings("https://ehr.example")
+
+
+def test_every_issue_key_is_a_config_key() -> None:
+    wanted = {
+        *("url", "dialect", "obtain_path", "refresh_path", "verify_path", "blacklist_path"),
+        *("logout_path", "username_field", "auth_header_type", "user_id_claim"),
+        *("token_type_claim", "jti_claim", "algorithm", "verify_key", "issuer", "audience"),
+        "ca_bundle",
+    }
+    assert set(wanted) <= set(SERVER_KEYS)
+
+
+def test_all_keys(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not checked here")
+    (tmp_path / "jwt.pub").write_text(PEM)
+    text = """
+[server]
+url = "https://ehr.example/prefix"
+dialect = "pair"
+obtain_path = "/auth/jwt/create/"
+refresh_path = "/auth/jwt/refresh/"
+verify_path = "/auth/jwt/verify/"
+blacklist_path = ""
+logout_path = ""
+username_field = "email"
+auth_header_type = "JWT"
+user_id_claim = "uid"
+token_type_claim = "typ"
+jti_claim = "jid"
+algorithm = "ES256"
+verify_key = "jwt.pub"
+issuer = "https://idp.example"
+audience = "kiosk"
+ca_bundle = "ca.pem"
+timeout_s = 5
+"""
+    loaded = load_config(write(tmp_path, text))
+    assert loaded.obtain_path == "/auth/jwt/create/"
+    assert loaded.blacklist_path is None  # "" means none
+    assert loaded.username_field == "email"
+    assert (loaded.user_id_claim, loaded.token_type_claim, loaded.jti_claim) == (
+        "uid",
+        "typ",
+        "jid",
+    )
+    assert loaded.verify_key == PEM  # read from the file next to the config
+    assert loaded.ca_bundle == str(tmp_path / "ca.pem")
+    assert loaded.timeout_s == 5.0
+
+
+def test_dialect_brings_its_usual_paths_unless_given() -> None:
+    cookie = server_settings({"url": "https://h.example", "dialect": "cookie"})
+    assert cookie.obtain_path == "/dj-rest-auth/login/"
+    assert cookie.logout_path == "/dj-rest-auth/logout/"
+    assert cookie.blacklist_path is None
+    sliding = server_settings({"url": "https://h.example", "dialect": "sliding"})
+    assert sliding.blacklist_path is None
+    own = server_settings(
+        {"url": "https://h.example", "dialect": "cookie", "obtain_path": "/auth/login/"}
+    )
+    assert own.obtain_path == "/auth/login/"
+    assert set(DIALECT_PATHS) == {"pair", "sliding", "cookie"}
+
+
+def test_inline_pem_and_hmac_secret_are_kept_as_given() -> None:
+    rs = server_settings({"url": "https://h.example", "algorithm": "RS256", "verify_key": PEM})
+    assert rs.verify_key == PEM
+    hs = server_settings({"url": "https://h.example", "verify_key": "shared-secret"})
+    assert hs.verify_key == "shared-secret"
+
+
+def test_overrides_win_and_none_is_ignored() -> None:
+    loaded = server_settings(
+        {"url": "https://h.example", "auth_header_type": "JWT"},
+        auth_header_type="Bearer",
+        dialect=None,
+    )
+    assert loaded.auth_header_type == "Bearer"
+    assert loaded.dialect == "pair"
+
+
+@pytest.mark.parametrize(
+    ("table", "match"),
+    [
+        ({"url": "https://h.example", "obtian_path": "/x/"}, "unknown key.*obtian_path"),
+        ({}, "url is required"),
+        ({"url": "https://h.example", "dialect": "oauth"}, "dialect must be one of"),
+        ({"url": "https://h.example", "algorithm": "none"}, "algorithm 'none'"),
+        ({"url": "https://h.example", "obtain_path": 42}, "obtain_path must be a string"),
+        ({"url": "https://h.example", "obtain_path": "api/token/"}, "starting with '/'"),
+        ({"url": "https://h.example", "obtain_path": ""}, "must not be empty"),
+        ({"url": "https://h.example", "auth_header_type": "JWT x"}, "one word"),
+        ({"url": "https://h.example", "username_field": "a\nb"}, "control characters"),
+        ({"url": "https://h.example", "timeout_s": True}, "number of seconds"),
+        ({"url": "https://h.example", "timeout_s": -1}, "between"),
+        ({"url": "https://h.example", "ca_bundle": "/no/such/ca.pem"}, "no such file"),
+        (
+            {"url": "https://h.example", "algorithm": "RS256", "verify_key": "missing.pem"},
+            "no such file",
+        ),
+        ({"url": "ftp://h.example"}, "must look like"),
+    ],
+)
+def test_bad_tables_raise_a_configuration_error_naming_the_key(
+    table: dict[str, object], match: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        server_settings(table)
+
+
+def test_plain_http_to_a_remote_host_is_refused() -> None:
+    with pytest.raises(InsecureTransportError):
+        server_settings({"url": "http://ehr.example"})
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("[server\nurl=", "not valid TOML"),
+        ('[client]\nurl = "https://h.example"\n', "no \\[server\\] table"),
+        ('server = "https://h.example"\n', "no \\[server\\] table"),
+    ],
+)
+def test_bad_files(tmp_path: Path, text: str, match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        load_config(write(tmp_path, text))
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        load_config(binary)
+
+
+def test_url_flag_without_a_server_table(tmp_path: Path) -> None:
+    loaded = load_config(write(tmp_path, "# empty\n"), url="https://h.example")
+    assert loaded.base_url == "https://h.example"
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        ServerSettings("https://h.example"),
+        ServerSettings(
+            "https://h.example",
+            dialect="cookie",
+            obtain_path="/dj-rest-auth/login/",
+            blacklist_path=None,
+            logout_path="/dj-rest-auth/logout/",
+            username_field="email",
+            issuer='odd "issuer" \\ name',
+            algorithm="RS256",
+            verify_key=PEM,
+            refresh_cookie="kiosk-refresh",
+        ),
+        ServerSettings("http://127.0.0.1:8000", dialect="sliding", verify_path=None),
+    ],
+)
+def test_server_toml_round_trips(tmp_path: Path, original: ServerSettings) -> None:
+    assert load_config(write(tmp_path, server_toml(original))) == original
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from([*SERVER_KEYS, "bogus"]),
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats()
+        | st.text(max_size=20)
+        | st.lists(st.integers(), max_size=2),
+        max_size=6,
+    )
+)
+def test_fuzz_tables_give_settings_or_a_typed_error(table: dict[str, object]) -> None:
+    table = {k: v for k, v in table.items() if v is not None}
+    error: KioskError | None = None
+    try:
+        loaded = server_settings({"url": "https://h.example", **table})
+    except KioskError as exc:
+        error = exc
+    if error is None:
+        assert isinstance(loaded, ServerSettings)
+    else:
+        assert isinstance(error, ConfigurationError)
