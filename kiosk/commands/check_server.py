@@ -338,6 +338,8 @@ class Checker:
         if isinstance(body.get("token"), str):
             report.dialect = "sliding"
             access = refresh = body["token"]
+            if "blacklist_path" not in self.given:
+                report.blacklist_path = None  # simplejwt has no view that revokes sliding tokens
         elif isinstance(body.get("access"), str):
             access = body["access"]
             if refresh_cookie is not None:
@@ -619,7 +621,15 @@ class Checker:
         if settings.verify_key and settings.algorithm.startswith("HS"):
             # an HMAC secret: never print it
             settings = replace(settings, verify_key=None)
-        return server_toml(settings)
+        note = ""
+        if self.report.logout_revokes is False and (
+            settings.blacklist_path is not None or settings.logout_path is not None
+        ):
+            # A logout endpoint that revokes nothing: leave it out, so every sign-out raises
+            # the kiosk's logout_not_revoked event instead of pretending to revoke.
+            settings = replace(settings, blacklist_path=None, logout_path=None)
+            note = "# the server's logout endpoint does not revoke tokens: left out on purpose\n"
+        return note + server_toml(settings)
 
 
 def _pick(
