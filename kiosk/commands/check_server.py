@@ -452,7 +452,10 @@ class Checker:
         }
         if r.algorithm and r.algorithm != "none":
             values["algorithm"] = r.algorithm
-        clean = {k: v for k, v in values.items() if v is not None or k in _PATH_KEYS}
+        found_paths = r.obtain_path is not None and r.refresh_path is not None
+        clean = {
+            k: v for k, v in values.items() if v is not None or (found_paths and k in _PATH_KEYS)
+        }
         return replace(self.settings, **clean)
 
     def _skew(self, answer: _Answer) -> None:

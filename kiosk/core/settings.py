@@ -102,11 +102,12 @@ class ServerSettings:
         if self.dialect not in {"pair", "sliding", "cookie"}:
             raise ConfigurationError(f"unknown server dialect {self.dialect!r}")
         for name in ("obtain_path", "refresh_path"):
-            if not getattr(self, name).startswith("/"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.startswith("/"):
                 raise ConfigurationError(f"{name} must be a path starting with '/'")
         for name in ("verify_path", "blacklist_path", "logout_path"):
             value = getattr(self, name)
-            if value is not None and not value.startswith("/"):
+            if value is not None and (not isinstance(value, str) or not value.startswith("/")):
                 raise ConfigurationError(f"{name} must be a path starting with '/' (or unset)")
         if not self.auth_header_type or any(c.isspace() for c in self.auth_header_type):
             raise ConfigurationError("auth_header_type must be one word, e.g. 'Bearer' or 'JWT'")

@@ -219,3 +219,13 @@ def test_fuzz_tables_give_settings_or_a_typed_error(table: dict[str, object]) ->
         assert isinstance(loaded, ServerSettings)
     else:
         assert isinstance(error, ConfigurationError)
+
+
+@pytest.mark.parametrize("field", ["obtain_path", "refresh_path", "verify_path", "logout_path"])
+@pytest.mark.parametrize("value", [None, 42, "no-slash/"])
+def test_server_settings_refuse_bad_paths_with_a_typed_error(field: str, value: object) -> None:
+    if value is None and field in {"verify_path", "logout_path"}:
+        assert getattr(ServerSettings("https://h.example", **{field: value}), field) is None
+        return
+    with pytest.raises(ConfigurationError, match=field):
+        ServerSettings("https://h.example", **{field: value})  # type: ignore[arg-type]
