@@ -36,14 +36,14 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 
+from kiosk.commands.server_args import UsageError, add_server_flags, settings_from_args
 from kiosk.core.claims import decode_token
-from kiosk.core.config import SERVER_KEYS, load_config, server_settings, server_toml
+from kiosk.core.config import server_toml
 from kiosk.core.errors import (
     ConfigurationError,
     InsecureTransportError,
@@ -89,10 +89,6 @@ _PATH_KEYS = ("obtain_path", "refresh_path", "verify_path", "blacklist_path", "l
 _STANDARD_CLAIMS = {"exp", "iat", "nbf", "iss", "aud", "refresh_exp", "sub"}
 _UUID_HEX = re.compile(r"^[0-9a-f]{32}$")
 _TOKEN_TYPES = {"access", "refresh", "sliding"}
-
-
-class UsageError(Exception):
-    """Bad command-line use: exit 2."""
 
 
 @dataclass
@@ -728,30 +724,6 @@ def render(report: Report) -> str:
 # ------------------------------------------------------------------ command
 
 
-def _flag_name(key: str) -> str:
-    return "--" + key.replace("_", "-")
-
-
-def _settings_from(args: argparse.Namespace) -> tuple[ServerSettings, set[str]]:
-    overrides = {key: getattr(args, key, None) for key in SERVER_KEYS if key != "url"}
-    overrides["url"] = args.url
-    given = {k for k, v in overrides.items() if v is not None}
-    if args.config is not None:
-        config_path = Path(args.config)
-        try:
-            import tomllib
-
-            table = tomllib.loads(config_path.read_text(encoding="utf-8")).get("server")
-            if isinstance(table, dict):
-                given |= {k for k in table if k in SERVER_KEYS}
-        except (OSError, UnicodeDecodeError, ValueError):
-            pass  # load_config reports it properly
-        return load_config(config_path, **overrides), given
-    if args.url is None:
-        raise UsageError("give the server URL (or --config FILE with a [server] url)")
-    return server_settings({}, base_dir=Path.cwd(), **overrides), given
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the check; 0 the kiosk can work with the server, 1 it cannot, 2 usage error."""
     try:
@@ -766,7 +738,7 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError("--password-stdin: no password on standard input")
         if args.api_path is not None and not args.api_path.startswith("/"):
             raise UsageError("--api-path must start with '/'")
-        settings, given = _settings_from(args)
+        settings, given = settings_from_args(args, args.url)
     except InsecureTransportError as exc:
         report = Report(url=str(args.url), reasons=[str(exc)])
         print(json.dumps(report.as_dict()) if args.json else f"PROBLEM: {exc}")
@@ -793,17 +765,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
-    parser.add_argument("--config", help="the kiosk config file (TOML, [server] table)")
     parser.add_argument("--api-path", help="an API endpoint to call with the token (GET)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    flags = parser.add_argument_group("server flags (override the config)")
-    for key in SERVER_KEYS:
-        if key == "url":
-            continue
-        if key == "timeout_s":
-            flags.add_argument(_flag_name(key), dest=key, type=float)
-        else:
-            flags.add_argument(_flag_name(key), dest=key, metavar="VALUE")
+    add_server_flags(parser)
     parser.set_defaults(func=run)
 
 
