@@ -807,7 +807,14 @@ class TokenManager:
         warn_at = cap_at - self._policy.cap_warning_s
         if now >= cap_at:
             async with self._login_lock:
-                if self._machine.state in LIVE_STATES:
+                # Decide again under the lock: a tap-over that held it may have started a new
+                # session (a new login time) - the previous nurse's cap must not end it.
+                login_time = self._login_time
+                if (
+                    self._machine.state in LIVE_STATES
+                    and login_time is not None
+                    and self._clock.time() >= login_time + self._policy.absolute_cap_s
+                ):
                     await self._end_session("shift_cap", by_cap=True)
             return
         if now >= warn_at and not self._cap_warned:

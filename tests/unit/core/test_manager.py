@@ -497,3 +497,47 @@ async def test_a_blacklisted_refresh_raises_a_high_alert_event(session, clock):
     alerts = [e for e in events if e.kind.value == "alert"]
     assert [a.data["rule"] for a in alerts] == ["blacklisted_token"]
     assert alerts[0].severity.name == "HIGH"
+
+
+async def test_the_previous_nurses_shift_cap_does_not_end_a_tap_over_session(clock):
+    # Found by the QA shift simulator: a handover at the very end of the day nurse's cap. Her
+    # cap came due while the night nurse's login held the login lock; once it got the lock,
+    # the scheduler ended the *new* session 1.5 ms after it began.
+    fake = FakeSimpleJWT(clock)
+    bob_may_answer = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/token/" and b'"bob"' in request.content:
+            await bob_may_answer.wait()
+        return await fake.handle(request)
+
+    tm = TokenManager(
+        SERVER,
+        clock=clock,
+        vault=MemoryVault(),
+        transport=httpx.MockTransport(handler),
+        rng=random.Random(1),
+    )
+    await tm.start()
+    events: list = []
+    tm.subscribe(events.append)
+    await tm.login("alice", "alice-secret")
+    for _ in range(12 * 60 - 1):
+        await clock.advance(60)
+    await clock.advance(59)  # alice's cap is 1 s away
+    assert tm.state is State.ACTIVE
+    login = asyncio.create_task(tm.login("bob", "bob-secret"))
+    await settle()
+    await clock.advance(2)  # her cap comes due while bob's login waits for the server
+    bob_may_answer.set()
+    await login
+    await clock.advance(1)
+    assert tm.user == "bob"
+    assert tm.state is State.ACTIVE
+    assert "shift_cap_reached" not in kinds(events)
+    # Bob's own cap still ends his session, 12 h after *his* login.
+    for _ in range(12 * 60 + 1):
+        await clock.advance(60)
+    assert tm.state is State.ENDED
+    assert kinds(events).count("shift_cap_reached") == 1
+    await tm.aclose()
