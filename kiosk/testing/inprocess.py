@@ -266,6 +266,25 @@ class InProcessServer:
         )
         return {row["note"]: int(row["n"]) for row in rows}
 
+    def live_refresh_tokens(self, username: str) -> int:
+        """Refresh tokens of ``username`` the server would still accept (at the server's time).
+
+        Outstanding, not blacklisted and not expired. Needs the blacklist app.
+        """
+        from django.utils import timezone
+        from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+        clock = linked_clock()
+        if clock is not None:
+            clock.sync_server()
+        return int(
+            OutstandingToken.objects.filter(
+                user__username=username,
+                expires_at__gt=timezone.now(),
+                blacklistedtoken__isnull=True,
+            ).count()
+        )
+
     def patient_ids(self) -> list[int]:
         """The ids of the seeded patients."""
         from kiosk.testing.server.ward.models import Patient

@@ -215,6 +215,10 @@ class ShiftReport:
         windows: windows in the shift.
         duration_s: the simulated shift's length.
         wall_s: wall-clock seconds the simulation took.
+        logins_by_user: successful logins per nurse (the KPI is per nurse and day).
+        failure_reasons: failed delivery attempts by reason (exception or status).
+        lost_reasons: lost work by reason (``unsent_at_end``, ``handover``, ``refused_400``...).
+        events: security events of the shift, counted by kind (``refresh_succeeded``...).
     """
 
     refreshes: int = 0
@@ -241,6 +245,21 @@ class ShiftReport:
     duration_s: float = 0.0
     wall_s: float = 0.0
     logins_by_user: dict[str, int] = field(default_factory=dict)
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+    lost_reasons: dict[str, int] = field(default_factory=dict)
+
+    def note_failure(self, reason: str) -> None:
+        """Count one failed delivery attempt and why."""
+        self.requests_failed += 1
+        self.failure_reasons[reason] = self.failure_reasons.get(reason, 0) + 1
+
+    def note_lost(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` pieces of work as lost and why."""
+        if n <= 0:
+            return
+        self.requests_lost += n
+        self.lost_reasons[reason] = self.lost_reasons.get(reason, 0) + n
 
     def kpi_failures(self) -> list[str]:
         """The CareLink KPI thresholds this shift misses, in words (empty: all met)."""
@@ -495,14 +514,16 @@ class ShiftSimulator:
         wall = time.perf_counter()
         clock = self._clock
         if isinstance(clock, LinkedClock):
-            if faults.skew_s:
-                clock = LinkedClock(clock.server_time(), skew_s=clock.skew_s + faults.skew_s)
+            was_linked = clock.linked
             clock.link()
+            clock.add_skew(faults.skew_s)
             try:
                 run = _Run(self._backend, clock, plan, faults)
                 report = await clock.run(run.play())
             finally:
-                clock.unlink()
+                clock.add_skew(-faults.skew_s)
+                if not was_linked:
+                    clock.unlink()
         else:
             if faults.skew_s:
                 raise ValueError("clock skew can only be simulated in virtual time")
@@ -521,7 +542,9 @@ class _Run:
         self.faults = faults
         self.policy = plan.policy
         self.rng = random.Random(plan.seed)
-        self.run_id = uuid.UUID(int=self.rng.getrandbits(128)).hex[:12]
+        # Unique per run (not per seed): notes and Idempotency-Keys must not collide with an
+        # earlier run's rows in the same database.
+        self.run_id = uuid.uuid4().hex[:12]
         self.t0 = clock.monotonic()
         self.report = ShiftReport(windows=plan.windows, duration_s=plan.duration_s)
         self.windows = [
@@ -555,7 +578,13 @@ class _Run:
     def planned_end(self, user: str) -> float:
         """When ``user``'s part of the shift ends (the next handover, or the shift's end)."""
         now = self.now()
-        later = [h.at_s for h in self.plan.timeline if isinstance(h, Handover) and h.at_s > now]
+        # A handover due this very instant still counts: the shift cap and the badge-in of the
+        # next nurse may land on the same virtual instant, in either order.
+        later = [
+            h.at_s
+            for h in self.plan.timeline
+            if isinstance(h, Handover) and h.at_s >= now - _END_TOLERANCE_S
+        ]
         return min(later, default=self.plan.duration_s)
 
     def injector(self, inner: httpx.AsyncBaseTransport, seed: int) -> FaultInjector:
@@ -620,7 +649,7 @@ class _Run:
             if self.relogin is not None:
                 self.relogin.cancel()
                 await asyncio.gather(self.relogin, return_exceptions=True)
-            report.requests_lost += sum(len(w.outbox) for w in self.windows)
+            report.note_lost("unsent_at_end", sum(len(w.outbox) for w in self.windows))
             await self.count_writes(api)
             self.expected_end = True
             with contextlib.suppress(KioskError, httpx.HTTPError):
@@ -730,9 +759,11 @@ class _Run:
         assert tm is not None
         previous = self.user
         self.ready.clear()
+        if self.relogin is not None and not self.relogin.done():
+            self.relogin.cancel()  # the previous nurse is not coming back to type her password
         # What the previous nurse had not sent is hers: nothing of her session remains.
         for window in self.windows:
-            self.report.requests_lost += len(window.outbox)
+            self.report.note_lost("handover", len(window.outbox))
             window.outbox.clear()
         self.expected_end = True
         self.user = to_user
@@ -779,17 +810,16 @@ class _Run:
             response = await api.request(
                 work.method, work.path, json=work.body, headers=work.headers
             )
-        except NeedsReauthenticationError:
-            report.requests_failed += 1
-            return 1.0  # the nurse is being asked for her password; the work waits
-        except (SessionEndedError, NotLoggedInError):
-            report.requests_failed += 1
-            return 1.0
-        except GateTimeoutError:
-            report.requests_failed += 1
-            return 1.0
-        except (httpx.TransportError, KioskError):
-            report.requests_failed += 1
+        except (
+            NeedsReauthenticationError,  # the nurse is being asked for her password
+            SessionEndedError,
+            NotLoggedInError,
+            GateTimeoutError,
+        ) as exc:
+            report.note_failure(type(exc).__name__)
+            return 1.0  # the work waits in the outbox
+        except (httpx.TransportError, KioskError) as exc:
+            report.note_failure(type(exc).__name__)
             return 0.0
         status = response.status_code
         if status < 300:
@@ -798,14 +828,14 @@ class _Run:
             if work.note is not None:
                 self.acknowledged.add(work.note)
             return None
-        report.requests_failed += 1
+        report.note_failure(f"http_{status}")
         if status == 429 or status >= 500 or status in (401, 403):
             from kiosk.core.backoff import parse_retry_after
 
             retry_after = parse_retry_after(response.headers.get("retry-after"), self.clock.time())
             return retry_after or 0.0
         # Refused for good (400, 404, 409...): the work cannot be done.
-        report.requests_lost += 1
+        report.note_lost(f"refused_{status}")
         return None
 
     async def count_writes(self, api: httpx.AsyncClient) -> None:
@@ -818,7 +848,7 @@ class _Run:
             return
         self.report.duplicate_writes = sum(n - 1 for n in counts.values() if n > 1)
         missing = {note for note in self.acknowledged if counts.get(note, 0) == 0}
-        self.report.requests_lost += len(missing)
+        self.report.note_lost("acknowledged_but_missing", len(missing))
 
     # ------------------------------------------------------------------ faults
 
@@ -835,6 +865,7 @@ class _Run:
     def on_event(self, event: SecurityEvent) -> None:
         report = self.report
         kind = event.kind
+        report.events[kind.value] = report.events.get(kind.value, 0) + 1
         if kind is EventKind.LOCKED:
             report.locks += 1
         elif kind is EventKind.UNLOCKED:

@@ -72,6 +72,11 @@ class LinkedClock(VirtualClock):
         self._coordinates: Any = None
         self._server_moved_to: float | None = None
 
+    def add_skew(self, seconds: float) -> None:
+        """Make the workstation's clock run ``seconds`` further ahead of the server's."""
+        self._wall_offset += seconds
+        self.skew_s += seconds
+
     # ------------------------------------------------------------------ the server's side
 
     def server_time(self) -> float:

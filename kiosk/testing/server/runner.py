@@ -302,6 +302,30 @@ class ReferenceServer:
         """Zero the request counters."""
         httpx.post(f"{self.base_url}/_test/stats/reset/", timeout=10.0).raise_for_status()
 
+    def live_refresh_tokens(self, username: str) -> int:
+        """Refresh tokens of ``username`` the server would still accept, from its database.
+
+        Outstanding, not blacklisted and not expired (by the real clock). Needs the blacklist app
+        (without it the server keeps no record of the tokens it issued: raises ``RuntimeError``).
+        """
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(self.db_path)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if "token_blacklist_outstandingtoken" not in tables:
+                raise RuntimeError("this server has no token_blacklist app: no token records")
+            users = "accounts_user" if "accounts_user" in tables else "auth_user"
+            (count,) = db.execute(
+                f"""
+                SELECT COUNT(*) FROM token_blacklist_outstandingtoken o
+                JOIN {users} u ON u.id = o.user_id
+                WHERE (u.username = ? OR u.email = ?) AND o.expires_at > datetime('now')
+                  AND o.id NOT IN (SELECT token_id FROM token_blacklist_blacklistedtoken)
+                """,
+                (username, username),
+            ).fetchone()
+        return int(count)
+
     # -- internals ----------------------------------------------------------------------------
 
     def _migrate(self, env: dict[str, str]) -> None:
