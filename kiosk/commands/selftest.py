@@ -4,6 +4,11 @@ Drives the real Qt application (offscreen when there is no display) against the 
 login → ward board and two chart windows → one proactive token refresh → one observation →
 lock → resume → sign out. Exit 0 only if every step passed. The password comes from an
 environment variable, never from the command line (which other users can read in ``ps``).
+
+The server is ``--server URL`` or the ``[server]`` table of ``--config FILE`` (the deployed
+kiosk config), with the server flags overriding it (:mod:`kiosk.commands.server_args`).
+The self-test keeps its refresh token in memory and uses the general-ward policy, whatever
+the config's ``[session]`` says: it must not touch the workstation's keyring entry.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import json
 import os
 import sys
 
-from kiosk.core import ConfigurationError, KioskError, MemoryVault, ServerSettings
+from kiosk.commands.server_args import UsageError, add_server_flags, settings_from_args
+from kiosk.core import ConfigurationError, MemoryVault
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        server = ServerSettings(base_url=args.server)
-    except (ConfigurationError, KioskError) as exc:
+        if args.server is None and args.config is None:
+            raise UsageError("give --server URL or --config FILE (with a [server] url)")
+        server, _given = settings_from_args(args, args.server)
+    except (UsageError, ConfigurationError) as exc:
         print(f"kiosk selftest: {exc}", file=sys.stderr)
         return 2
 
@@ -71,7 +79,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from pathlib import Path
 
     parser = sub.add_parser("selftest", help="drive the kiosk through a short shift and report")
-    parser.add_argument("--server", required=True, help="the server's base URL")
+    parser.add_argument(
+        "--server", metavar="URL", help="the server's base URL (overrides the config's url)"
+    )
     parser.add_argument("--username", required=True)
     parser.add_argument(
         "--password-env",
@@ -95,4 +105,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="DIR",
         help="save PNGs of the main screens here",
     )
+    add_server_flags(parser)
     parser.set_defaults(func=run)

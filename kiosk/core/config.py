@@ -23,26 +23,46 @@ One table, shared by ``kiosk check-server``, ``simulate``, ``run`` and ``selftes
 
 Defaults are simplejwt's; a ``dialect`` without explicit paths gets that dialect's usual
 paths (dj-rest-auth's for ``cookie``). TOML has no null, so an empty string means "none".
-Unknown keys, wrong types and bad values raise :class:`ConfigurationError` naming the key:
-a typo in a hospital's config must not silently fall back to a default.
+
+The same file's ``[session]`` table is the client's session policy (``kiosk run``)::
+
+    [session]
+    profile = "icu"             # "icu" | "general-ward" (default) | "outpatient" | "research"
+    idle_lock_s = 120           # optional overrides of the profile, in seconds
+    absolute_cap_s = 28800
+    cap_warning_s = 600
+    persist_refresh_token = false
+
+Only what IT decides per ward is settable; refresh lead, jitter, backoff and the gate stay
+the profile's. Unknown keys, wrong types and bad values in either table raise
+:class:`ConfigurationError` naming the key: a typo in a hospital's config must not silently
+fall back to a default.
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from kiosk.core.errors import ConfigurationError, KioskError
-from kiosk.core.settings import ServerSettings
+from kiosk.core.settings import PROFILES, ServerSettings, SessionPolicy
+from kiosk.core.settings import profile as named_profile
 
 __all__ = [
+    "DEFAULT_PROFILE",
     "DIALECT_PATHS",
+    "MAX_SESSION_S",
     "SERVER_KEYS",
+    "SESSION_KEYS",
     "load_config",
+    "load_policy",
     "server_settings",
     "server_toml",
+    "session_policy",
 ]
 
 #: Keys of the ``[server]`` table and the ServerSettings field each one sets.
@@ -201,6 +221,17 @@ def server_settings(
         raise ConfigurationError(f"[server] {exc}") from None
 
 
+def _read_document(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the config file {str(path)!r} ({exc})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{str(path)!r} is not valid TOML: {exc}") from None
+
+
 def load_config(path: Path | str, **overrides: Any) -> ServerSettings:
     """Read the kiosk config file and return its ``[server]`` settings.
 
@@ -209,14 +240,7 @@ def load_config(path: Path | str, **overrides: Any) -> ServerSettings:
             or the table is wrong (see :func:`server_settings`).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"cannot read the config file {str(path)!r} ({exc})") from None
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"{str(path)!r} is not valid TOML: {exc}") from None
+    document = _read_document(path)
     table = document.get("server")
     if table is None and overrides.get("url") is not None:
         table = {}
@@ -242,3 +266,113 @@ def server_toml(settings: ServerSettings) -> str:
         else:
             lines.append(f"{key} = {_toml_string('' if value is None else str(value))}")
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ [session]
+
+#: The profile of a config without a ``[session]`` table (or without ``profile`` in it).
+DEFAULT_PROFILE = "general-ward"
+
+#: Keys of the ``[session]`` table: the profile, and the policy fields IT may override.
+SESSION_KEYS: tuple[str, ...] = (
+    "profile",
+    "idle_lock_s",
+    "absolute_cap_s",
+    "cap_warning_s",
+    "persist_refresh_token",
+)
+
+#: The longest duration a ``[session]`` key accepts (a week): anything longer is a unit
+#: mistake (milliseconds typed as seconds), not a ward's policy.
+MAX_SESSION_S = 7 * 24 * 3600
+
+
+def _check_profile(value: Any) -> str:
+    known = ", ".join(sorted(PROFILES))
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"[session] profile must be a string (one of {known}), "
+            f"not a TOML {type(value).__name__}"
+        )
+    if value not in PROFILES:
+        raise ConfigurationError(f"[session] profile must be one of {known}, not {value!r}")
+    return value
+
+
+def _check_session_value(key: str, value: Any) -> float | bool:
+    if key == "persist_refresh_token":
+        if not isinstance(value, bool):
+            raise ConfigurationError(
+                f"[session] {key} must be true or false, not a TOML {type(value).__name__}"
+            )
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(
+            f"[session] {key} must be a number of seconds, not a TOML {type(value).__name__}"
+        )
+    # TOML has inf and nan; neither is a duration.
+    if not math.isfinite(value) or not 0 < value <= MAX_SESSION_S:
+        raise ConfigurationError(
+            f"[session] {key} must be more than 0 and at most {MAX_SESSION_S} seconds, "
+            f"not {value!r}"
+        )
+    return float(value)
+
+
+def session_policy(table: Mapping[str, Any], *, profile: str | None = None) -> SessionPolicy:
+    """Build the :class:`SessionPolicy` of a ``[session]`` table.
+
+    The table's ``profile`` (the general-ward profile if absent) gives every field; the other
+    keys override the fields of the same name.
+
+    Args:
+        table: the ``[session]`` table's keys and values (``{}`` for none).
+        profile: a profile name that replaces the table's ``profile`` (``--profile``); the
+            table's own value is still checked, so a typo in the file is never hidden.
+
+    Raises:
+        ConfigurationError: an unknown key, a wrong type or a bad value (the message names
+            it), an unknown ``profile``, or a warning not shorter than the cap.
+    """
+    unknown = sorted(set(table) - set(SESSION_KEYS))
+    if unknown:
+        raise ConfigurationError(
+            f"unknown key(s) in [session]: {', '.join(map(str, unknown))} "
+            f"(known: {', '.join(SESSION_KEYS)})"
+        )
+    name = _check_profile(table["profile"]) if "profile" in table else DEFAULT_PROFILE
+    if profile is not None:
+        name = profile
+    base = named_profile(name)
+    overrides: dict[str, Any] = {
+        key: _check_session_value(key, value) for key, value in table.items() if key != "profile"
+    }
+    policy = replace(base, **overrides)
+    if policy.cap_warning_s >= policy.absolute_cap_s:
+        raise ConfigurationError(
+            f"[session] cap_warning_s ({policy.cap_warning_s:g} s) must be shorter than "
+            f"absolute_cap_s ({policy.absolute_cap_s:g} s)"
+        )
+    return policy
+
+
+def load_policy(path: Path | str, profile: str | None = None) -> SessionPolicy:
+    """Read the kiosk config file and return the session policy of its ``[session]`` table.
+
+    Args:
+        path: the config file (its ``[server]`` table is not looked at).
+        profile: a profile name that overrides the file's ``profile`` (``--profile``).
+
+    Returns:
+        The policy; the general-ward profile (or ``profile``) when the file has no
+        ``[session]`` table.
+
+    Raises:
+        ConfigurationError: the file cannot be read or is not TOML, ``[session]`` is not a
+            table, or the table is wrong (see :func:`session_policy`).
+    """
+    path = Path(path)
+    table = _read_document(path).get("session", {})
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"{str(path)!r}: session must be a [session] table")
+    return session_policy(table, profile=profile)

@@ -52,6 +52,29 @@ def test_selftest_passes_every_step_and_leaves_no_live_token(simplejwt_server):
     assert live_refresh_tokens(simplejwt_server, "carol") == 0
 
 
+@pytest.mark.simplejwt_server(access_s=4)
+def test_selftest_takes_the_server_from_a_config_file_and_flags(simplejwt_server, tmp_path):
+    # The config's header type is wrong for this server; the flag overrides it.
+    config = tmp_path / "kiosk.toml"
+    config.write_text(
+        f'[server]\nurl = "{simplejwt_server.base_url}"\nauth_header_type = "JWT"\n'
+        '[session]\nprofile = "icu"\n'
+    )
+    env = dict(os.environ, KIOSK_TEST_PASSWORD="bob-secret")
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "kiosk.cli", "selftest", "--config", str(config),
+            "--auth-header-type", "Bearer", "--username", "bob",
+            "--password-env", "KIOSK_TEST_PASSWORD",
+            "--json", "--offscreen", "--refresh-timeout", "30",
+        ],
+        capture_output=True, text=True, timeout=180, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["ok"] is True
+    assert live_refresh_tokens(simplejwt_server, "bob") == 0
+
+
 def test_selftest_fails_with_exit_1_on_a_wrong_password(simplejwt_server):
     env = dict(os.environ, KIOSK_TEST_PASSWORD="wrong")
     result = subprocess.run(
@@ -89,3 +112,12 @@ def test_selftest_usage_errors_exit_2():
     )  # fmt: skip
     assert insecure.returncode == 2
     assert "HTTPS" in insecure.stderr or "https" in insecure.stderr
+    neither = subprocess.run(
+        [
+            sys.executable, "-m", "kiosk.cli", "selftest",
+            "--username", "x", "--password-env", "HOME",
+        ],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert neither.returncode == 2
+    assert "give --server URL or --config FILE" in neither.stderr

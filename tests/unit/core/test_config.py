@@ -1,4 +1,4 @@
-"""The ``[server]`` table of the kiosk config (kiosk.core.config)."""
+"""The ``[server]`` and ``[session]`` tables of the kiosk config (kiosk.core.config)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from kiosk.core.config import (
     DIALECT_PATHS,
     SERVER_KEYS,
     load_config,
+    load_policy,
     server_settings,
     server_toml,
+    session_policy,
 )
 from kiosk.core.errors import ConfigurationError, InsecureTransportError, KioskError
-from kiosk.core.settings import ServerSettings
+from kiosk.core.settings import PROFILES, ServerSettings, SessionPolicy
 
 PEM = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"
 
@@ -229,3 +231,134 @@ def test_server_settings_refuse_bad_paths_with_a_typed_error(field: str, value: 
         return
     with pytest.raises(ConfigurationError, match=field):
         ServerSettings("https://h.example", **{field: value})  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ [session]
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_session_profile_gives_that_profiles_policy(name: str) -> None:
+    assert session_policy({"profile": name}) == PROFILES[name]
+
+
+def test_icu_profile_is_memory_only_with_an_8_hour_cap(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, '[session]\nprofile = "icu"\n'))
+    assert policy.name == "icu"
+    assert policy.absolute_cap_s == 8 * 3600
+    assert policy.persist_refresh_token is False
+
+
+def test_no_session_table_is_the_general_ward_default(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\nurl = "https://h.example"\n')
+    assert load_policy(path) == SessionPolicy()
+    assert load_policy(path).name == "general-ward"
+    assert session_policy({}) == PROFILES["general-ward"]
+
+
+def test_profile_argument_overrides_the_files(tmp_path: Path) -> None:
+    path = write(tmp_path, '[session]\nprofile = "icu"\nidle_lock_s = 90\n')
+    policy = load_policy(path, profile="research")
+    assert policy.name == "research"
+    assert policy.absolute_cap_s == PROFILES["research"].absolute_cap_s
+    assert policy.idle_lock_s == 90.0  # the file's overrides still apply
+    assert load_policy(write(tmp_path, "# nothing\n"), profile="outpatient").name == "outpatient"
+
+
+def test_overrides_replace_only_their_fields(tmp_path: Path) -> None:
+    text = """
+[session]
+profile = "outpatient"
+idle_lock_s = 45
+absolute_cap_s = 36000.5
+cap_warning_s = 300
+persist_refresh_token = false
+"""
+    policy = load_policy(write(tmp_path, text))
+    assert (policy.idle_lock_s, policy.absolute_cap_s, policy.cap_warning_s) == (
+        45.0,
+        36000.5,
+        300.0,
+    )
+    assert isinstance(policy.idle_lock_s, float)
+    assert policy.persist_refresh_token is False
+    outpatient = PROFILES["outpatient"]
+    assert policy.name == "outpatient"
+    assert policy.refresh_lead_fraction == outpatient.refresh_lead_fraction
+    assert policy.backoff == outpatient.backoff
+
+
+@pytest.mark.parametrize(
+    ("table", "match"),
+    [
+        ({"idle_lok_s": 60}, "unknown key.*idle_lok_s"),
+        ({"refresh_lead_fraction": 0.2}, "unknown key.*refresh_lead_fraction"),
+        ({"name": "mine"}, "unknown key.*name"),
+        ({"profile": "ICU"}, "profile must be one of.*'ICU'"),
+        ({"profile": 3}, "profile must be a string"),
+        ({"idle_lock_s": "5 min"}, "idle_lock_s must be a number of seconds"),
+        ({"idle_lock_s": True}, "idle_lock_s must be a number of seconds"),
+        ({"absolute_cap_s": 0}, "absolute_cap_s must be more than 0"),
+        ({"absolute_cap_s": -1.5}, "absolute_cap_s must be more than 0"),
+        ({"absolute_cap_s": float("inf")}, "absolute_cap_s must be more than 0"),
+        ({"cap_warning_s": float("nan")}, "cap_warning_s must be more than 0"),
+        ({"idle_lock_s": 300_000_000}, "idle_lock_s must be .*at most"),
+        ({"persist_refresh_token": "no"}, "persist_refresh_token must be true or false"),
+        ({"persist_refresh_token": 0}, "persist_refresh_token must be true or false"),
+        ({"absolute_cap_s": 600}, "cap_warning_s .* must be shorter than absolute_cap_s"),
+    ],
+)
+def test_bad_session_tables_raise_a_configuration_error_naming_the_key(
+    table: dict[str, object], match: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        session_policy(table)
+
+
+def test_unknown_profile_argument_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="unknown profile 'nope'"):
+        session_policy({}, profile="nope")
+
+
+def test_a_bad_profile_in_the_file_is_reported_even_when_overridden(tmp_path: Path) -> None:
+    path = write(tmp_path, '[session]\nprofile = "genral-ward"\n')
+    with pytest.raises(ConfigurationError, match="'genral-ward'"):
+        load_policy(path, profile="icu")
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('session = "icu"\n', "session must be a \\[session\\] table"),
+        ("[session\nprofile=", "not valid TOML"),
+        ("[session]\nidle_lock_s = inf\n", "idle_lock_s must be more than 0"),
+    ],
+)
+def test_bad_session_files(tmp_path: Path, text: str, match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        load_policy(write(tmp_path, text))
+
+
+def test_load_policy_of_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        load_policy(tmp_path / "missing.toml")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["profile", "idle_lock_s", "absolute_cap_s", "cap_warning_s", "bogus"]),
+        st.booleans()
+        | st.integers()
+        | st.floats()
+        | st.text(max_size=12)
+        | st.sampled_from(sorted(PROFILES)),
+        max_size=4,
+    )
+)
+def test_fuzz_session_tables_give_a_policy_or_a_typed_error(table: dict[str, object]) -> None:
+    try:
+        policy = session_policy(table)
+    except ConfigurationError:
+        return
+    assert isinstance(policy, SessionPolicy)
+    assert 0 < policy.cap_warning_s < policy.absolute_cap_s
