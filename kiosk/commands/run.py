@@ -66,7 +66,9 @@ def _describe_policy(policy: SessionPolicy) -> str:
     )
 
 
-def _describe_vault(description: str, policy: SessionPolicy) -> str:
+def _describe_vault(description: str | None, policy: SessionPolicy) -> str:
+    if description is None:
+        return "refresh token store unknown (the network thread did not answer; see the log)"
     if description != "memory":
         return f"refresh token kept in the OS keyring ({description})"
     if not policy.persist_refresh_token:
@@ -160,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
             return str(getattr(manager.vault, "description", type(manager.vault).__name__))
 
         def described(description: Any, error: BaseException | None) -> None:
-            vault = "unknown" if error is not None else str(description)
+            vault = None if error is not None else str(description)
             _say(f"ready; {_describe_policy(app.policy)}; {_describe_vault(vault, app.policy)}")
             if args.exit_after is not None:
                 from PySide6.QtCore import QTimer
