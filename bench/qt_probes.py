@@ -1,12 +1,26 @@
-"""Child-process probes for the Qt benchmarks (startup and memory), run by bench/qt_bench.py.
+"""Child-process probes for the Qt benchmarks, run by bench/qt_bench.py (one probe a process).
 
-``python bench/qt_probes.py startup-bare`` / ``startup-kiosk`` print the wall-clock time at
-which the window has been shown (after one event-loop turn); ``rss-floor URL`` / ``rss-kiosk
-URL`` print the resident set size in bytes at the measuring point.
+* ``startup-python``: prints the wall-clock time at which this script's first line of work
+  runs (interpreter + site start only): what every probe pays before it imports anything.
+* ``startup-bare`` / ``startup-kiosk``: print the wall-clock time at which the window has been
+  shown and been through one event-loop turn (``QTimer.singleShot(0)`` after ``show()``; the
+  kiosk's ``Launcher.shown`` is that same timer). The parent took ``time.time()`` just before
+  spawning the process, so the difference is "process start -> window up" for both alike.
+* ``rss-floor URL``: prints the resident set size (bytes) of a bare PySide6 window in a process
+  that has also imported httpx, PyJWT and keyring (and resolved the keyring backend, as the
+  kiosk's default vault does).
+* ``rss-kiosk URL``: signs in through the real :class:`~kiosk.qt.app.KioskApp` with its default
+  vault, opens the workspace (the ward board) and three chart windows; prints one JSON object
+  with the RSS at three windows (board + two charts) and at four (board + three charts).
+* ``ui-stall URL``: the UI thread's stalls while five windows keep requesting through the
+  bridge across N token refreshes; prints one JSON object (see :func:`ui_stall`).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import math
 import os
 import sys
 import time
@@ -20,6 +34,10 @@ def _rss() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS")
+
+
+def startup_python() -> None:
+    print(time.time(), flush=True)
 
 
 def startup_bare() -> None:
@@ -64,15 +82,13 @@ def rss_floor(_url: str) -> None:
     app.exec()
 
 
-def rss_kiosk(url: str) -> None:
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication([])
-    from kiosk.core import MemoryVault, ServerSettings
+def _signed_in(url: str, **app_kwargs: object) -> object:
+    """A started KioskApp signed in as alice, its ward board showing patients."""
+    from kiosk.core import ServerSettings
     from kiosk.qt.app import KioskApp
-    from kiosk.qt.walkthrough import pump, wait_until
+    from kiosk.qt.walkthrough import wait_until
 
-    kiosk = KioskApp(ServerSettings(base_url=url), vault=MemoryVault())
+    kiosk = KioskApp(ServerSettings(base_url=url), **app_kwargs)  # type: ignore[arg-type]
     kiosk.start()
     form = kiosk.login_window.form
     form.username.setText("alice")
@@ -80,15 +96,46 @@ def rss_kiosk(url: str) -> None:
     form.button.click()
     wait_until(lambda: bool(kiosk.windows), 30, "the workspace")
     board = kiosk.windows[0]
-    wait_until(lambda: board.table.rowCount() >= 2, 30, "patients")  # type: ignore[attr-defined]
-    for row in (0, 1):
-        board.table.selectRow(row)  # type: ignore[attr-defined]
-        board.open_button.click()  # type: ignore[attr-defined]
-    wait_until(lambda: len(kiosk.windows) == 3, 30, "three windows")
-    pump(0.5)
-    print(_rss(), flush=True)
-    kiosk.bridge.run_sync(_logout)
-    kiosk.shutdown()
+    wait_until(lambda: board.table.rowCount() >= 4, 30, "patients")  # type: ignore[attr-defined]
+    return kiosk
+
+
+def _open_chart(kiosk: object, row: int) -> None:
+    from kiosk.qt.walkthrough import wait_until
+
+    windows = kiosk.windows  # type: ignore[attr-defined]
+    before = len(windows)
+    board = windows[0]
+    board.table.selectRow(row)
+    board.open_button.click()
+    wait_until(lambda: len(windows) == before + 1, 30, f"chart {row}")
+
+
+def rss_kiosk(url: str) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([])
+    from kiosk.qt.walkthrough import pump
+
+    # No vault argument: the production default (the OS keyring if usable, else memory).
+    kiosk = _signed_in(url)
+    rss: dict[int, int] = {}
+    for row in (0, 1, 2):
+        _open_chart(kiosk, row)
+        pump(0.5)
+        rss[len(kiosk.windows)] = _rss()  # type: ignore[attr-defined]
+    print(
+        json.dumps(
+            {
+                "rss_3_windows": rss[3],
+                "rss_4_windows": rss[4],
+                "vault": kiosk.vault_description,  # type: ignore[attr-defined]
+            }
+        ),
+        flush=True,
+    )
+    kiosk.bridge.run_sync(_logout)  # type: ignore[attr-defined]
+    kiosk.shutdown()  # type: ignore[attr-defined]
     del app
 
 
@@ -96,11 +143,158 @@ async def _logout(manager: object) -> None:
     await manager.logout()  # type: ignore[attr-defined]
 
 
+async def _metrics(manager: object) -> dict[str, object]:
+    return manager.metrics()  # type: ignore[attr-defined,no-any-return]
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def _stall_summary(stalls: list[float]) -> dict[str, object]:
+    ordered = sorted(stalls)
+    if not ordered:
+        return {"samples": 0}
+    return {
+        "samples": len(ordered),
+        "p50_ms": _percentile(ordered, 0.50) * 1000,
+        "p99_ms": _percentile(ordered, 0.99) * 1000,
+        "max_ms": ordered[-1] * 1000,
+        "over_16ms": sum(s > 0.016 for s in ordered),
+        "over_50ms": sum(s > 0.050 for s in ordered),
+    }
+
+
+def ui_stall(url: str, refreshes: str = "20", windows: str = "5", period_ms: str = "5") -> None:
+    """UI-thread stalls while every window keeps requesting through the bridge.
+
+    The real KioskApp (offscreen) signs in against ``url`` (a server with a short access
+    lifetime), opens the ward board and ``windows - 1`` chart windows, and then every window
+    re-issues its own ``reload()`` (a GET through ``bridge.request`` -> TokenManager -> httpx in
+    the network thread) as soon as its previous answer has been shown, so each window always
+    has one request in flight. This goes on until the application has seen ``refreshes``
+    successful token refreshes (its ``refreshed`` signal; checked against the manager's
+    metrics afterwards, outside the measured window).
+
+    Stall: a ``period_ms`` repeating ``Qt.PreciseTimer`` heartbeat runs in the UI thread for the
+    whole load; for each pair of consecutive heartbeats, stall = max(0, actual gap - period)
+    (``time.perf_counter``). It is how much later than due the UI thread got back to its event
+    loop: the time it spent in slots (result deliveries, table updates), waiting for the GIL
+    held by the network thread, or not scheduled by the OS. The same heartbeat is first run
+    for two seconds with the application idle (signed in, no requests), as the reading of the
+    timer's own jitter on this machine.
+    """
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([])
+    from kiosk.core import MemoryVault
+    from kiosk.qt.walkthrough import pump
+
+    n_refreshes, n_windows, period = int(refreshes), int(windows), int(period_ms) / 1000
+    kiosk = _signed_in(url, vault=MemoryVault())
+    for row in range(n_windows - 1):
+        _open_chart(kiosk, row)
+    all_windows = list(kiosk.windows)  # type: ignore[attr-defined]
+    pump(0.5)  # the first loads have landed
+
+    beats: list[float] = []
+    heartbeat = QTimer()
+    heartbeat.setTimerType(Qt.TimerType.PreciseTimer)
+    heartbeat.setInterval(int(period_ms))
+    heartbeat.timeout.connect(lambda: beats.append(time.perf_counter()))
+    # While measuring, the UI thread runs a real Qt event loop (walkthrough.pump sleeps between
+    # passes, which would show up as stalls of its own).
+    loop = QEventLoop()
+
+    def run_loop(seconds: float) -> bool:
+        """Run the event loop until ``loop.quit()`` or ``seconds``; True if it timed out."""
+        deadline = QTimer()
+        deadline.setSingleShot(True)
+        expired: list[bool] = []
+        deadline.timeout.connect(lambda: (expired.append(True), loop.quit()))
+        deadline.start(int(seconds * 1000))
+        loop.exec()
+        deadline.stop()
+        return bool(expired)
+
+    def stalls() -> list[float]:
+        return [max(0.0, b - a - period) for a, b in itertools.pairwise(beats)]
+
+    # Idle reading: signed in, windows open, nothing requested.
+    heartbeat.start()
+    run_loop(2.0)
+    heartbeat.stop()
+    idle = _stall_summary(stalls())
+    beats.clear()
+
+    before = kiosk.bridge.run_sync(_metrics)  # type: ignore[attr-defined]
+    state = {"running": True, "refreshed": 0, "answers": 0, "failed": 0}
+
+    def on_refreshed() -> None:
+        state["refreshed"] += 1
+        if state["refreshed"] >= n_refreshes:
+            loop.quit()
+
+    kiosk.refreshed.connect(on_refreshed)  # type: ignore[attr-defined]
+
+    def chain(window: object) -> None:
+        shown = window._loaded  # type: ignore[attr-defined]
+
+        def loaded(result: object) -> None:
+            shown(result)  # the window's own UI update
+            if not state["running"]:
+                return
+            state["answers"] += 1
+            state["failed"] += not result.ok  # type: ignore[attr-defined]
+            window.reload()  # type: ignore[attr-defined]
+
+        # reload() looks ``self._loaded`` up at call time: the instance attribute wins.
+        window._loaded = loaded  # type: ignore[attr-defined]
+
+    for window in all_windows:
+        chain(window)
+    started = time.perf_counter()
+    heartbeat.start()
+    for window in all_windows:
+        window.reload()
+    timed_out = run_loop(40 + 5 * n_refreshes)
+    heartbeat.stop()
+    state["running"] = False
+    load_s = time.perf_counter() - started
+    loaded = stalls()
+    pump(1.0)  # let the last requests land before signing out
+    after = kiosk.bridge.run_sync(_metrics)  # type: ignore[attr-defined]
+    result = {
+        **_stall_summary(loaded),
+        "period_ms": int(period_ms),
+        "windows": len(all_windows),
+        "refreshes_signalled": state["refreshed"],
+        "refresh_successes": after["refresh_successes"] - before["refresh_successes"],
+        "refresh_failures": after["refresh_failures"] - before["refresh_failures"],
+        "user_visible_401": after["user_visible_401"] - before["user_visible_401"],
+        "gate_timeouts": after["gate_timeouts"] - before["gate_timeouts"],
+        "answers": state["answers"],
+        "answers_failed": state["failed"],
+        "load_s": load_s,
+        "answers_per_s": state["answers"] / load_s if load_s else None,
+        "timed_out": timed_out,
+        "idle": idle,
+    }
+    print(json.dumps(result), flush=True)
+    kiosk.bridge.run_sync(_logout)  # type: ignore[attr-defined]
+    kiosk.shutdown()  # type: ignore[attr-defined]
+    del app
+
+
 if __name__ == "__main__":
     probe, *rest = sys.argv[1:]
     {
+        "startup-python": startup_python,
         "startup-bare": startup_bare,
         "startup-kiosk": startup_kiosk,
         "rss-floor": rss_floor,
         "rss-kiosk": rss_kiosk,
+        "ui-stall": ui_stall,
     }[probe](*rest)

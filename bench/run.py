@@ -1,6 +1,6 @@
 """kiosk benchmarks against the reference simplejwt server (gunicorn on 127.0.0.1).
 
-    python bench/run.py --quick --json   # ~2 min; one JSON object on stdout, progress on stderr
+    python bench/run.py --quick --json   # ~2.5 min; one JSON object on stdout, progress on stderr
     python bench/run.py --json           # larger counts, three burst rounds (~12 min)
 
 Measured side by side in one run (see bench/RESULTS.md for the figures and their reading):
@@ -13,6 +13,16 @@ Measured side by side in one run (see bench/RESULTS.md for the figures and their
 4. ``burst_wall_ratio`` = kiosk's burst wall time / authlib's (target <= 1.0).
 5. ``overhead_ratio``: median sequential GET through ``tm.auth`` / with a static header (<= 1.05).
 6. ``refresh_latency_ratio``: median ``tm.refresh()`` / median raw refresh POST (<= 1.10).
+7. ``startup_ratio``: process start -> sign-in window shown, kiosk / bare PySide6 window (<= 1.5).
+8. ``rss_ratio``: RSS signed in with the workspace and three windows / a bare PySide6 window
+   that imported httpx, PyJWT and keyring (<= 1.25). 7 and 8: bench/qt_bench.py.
+9. ``ui_stall_p99_ms``: p99 UI event-loop stall of the real KioskApp while 5 windows request
+   through the bridge across 20 refreshes, 3 s access tokens (<= 16 ms; bench/qt_probes.py).
+10. ``shift_12h_wall_s``: wall seconds of ``kiosk.testing.shift.measure_shift_12h()`` (a 12 h
+    general-ward shift on virtual time, in a child process; <= 10 s; bench/shift_bench.py).
+
+7-10 run in child processes, one after another, after 5 and 6 in the first burst round's wait
+for the tokens to expire (nothing else runs then); the burst starts when they are done.
 
 Exit status is 0 whenever the benchmark ran (``--strict``: 1 when a target is missed).
 """
@@ -37,7 +47,9 @@ from typing import Any
 # make the repository root importable too so the script also runs from a plain checkout.
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
+import qt_bench
 import scenarios
+import shift_bench
 from scenarios import progress
 
 from kiosk.testing.server.runner import ReferenceServer
@@ -50,6 +62,10 @@ TARGETS: dict[str, tuple[str, float]] = {
     "burst_wall_ratio": ("<=", 1.0),
     "overhead_ratio": ("<=", 1.05),
     "refresh_latency_ratio": ("<=", 1.10),
+    "startup_ratio": ("<=", 1.5),
+    "rss_ratio": ("<=", 1.25),
+    "ui_stall_p99_ms": ("<=", 16),
+    "shift_12h_wall_s": ("<=", 10),
 }
 
 
@@ -121,14 +137,75 @@ def _sequential(args: argparse.Namespace, server: ReferenceServer, out: dict[str
         progress(f"sequential measurements failed: {out['sequential_error']}")
 
 
+def _app(
+    args: argparse.Namespace,
+    long_srv: ReferenceServer,
+    stall_srv: ReferenceServer,
+    out: dict[str, Any],
+) -> None:
+    """Startup, memory, UI stalls and the 12 h shift: child processes, one after another."""
+    progress(
+        f"qt: startup {args.startup_runs} + memory {args.rss_runs} alternating runs per variant"
+    )
+    try:
+        qt = qt_bench.measure(long_srv.base_url, runs=args.startup_runs, rss_runs=args.rss_runs)
+        out.update(qt)
+        st, rss = qt["startup_detail"], qt["rss_detail"]
+        progress(
+            f"  startup ratio {qt['startup_ratio']:.3f} ({st['median_s_kiosk']:.3f} s vs "
+            f"{st['median_s_bare']:.3f} s); rss ratio {qt['rss_ratio']:.3f} "
+            f"({rss['median_mb_kiosk_4_windows']:.1f} MB vs {rss['median_mb_floor']:.1f} MB)"
+        )
+    except Exception as exc:  # reported in the JSON; the rest still runs
+        out["qt_error"] = f"{type(exc).__name__}: {exc}"
+        progress(f"qt startup/memory failed: {out['qt_error']}")
+
+    progress(
+        f"ui stall: 5 windows requesting through {args.stall_refreshes} refreshes "
+        f"({args.stall_access_s:g} s access tokens)"
+    )
+    try:
+        stall = qt_bench.ui_stall(stall_srv.base_url, refreshes=args.stall_refreshes)
+        out["ui_stall_p99_ms"] = stall["p99_ms"] if not stall["timed_out"] else None
+        out["ui_stall_detail"] = stall
+        progress(
+            f"  ui stall p50 {stall['p50_ms']:.2f} / p99 {stall['p99_ms']:.2f} / max "
+            f"{stall['max_ms']:.1f} ms over {stall['samples']} beats, "
+            f"{stall['refresh_successes']} refreshes, {stall['answers']} answers"
+        )
+    except Exception as exc:
+        out["ui_stall_error"] = f"{type(exc).__name__}: {exc}"
+        progress(f"ui stall failed: {out['ui_stall_error']}")
+
+    progress("shift: measure_shift_12h() (12 h general ward, 5 windows, virtual time)")
+    try:
+        shift = shift_bench.measure()
+        out["shift_12h_wall_s"] = shift["wall_s"]
+        out["shift_12h_detail"] = shift
+        progress(
+            f"  shift {shift['wall_s']:.2f} s wall, {shift['refreshes']} refreshes, "
+            f"{shift['requests']} requests"
+        )
+    except Exception as exc:
+        out["shift_error"] = f"{type(exc).__name__}: {exc}"
+        progress(f"shift failed: {out['shift_error']}")
+
+
 async def _measure(
-    args: argparse.Namespace, burst_srv: ReferenceServer, long_srv: ReferenceServer
+    args: argparse.Namespace,
+    burst_srv: ReferenceServer,
+    long_srv: ReferenceServer,
+    stall_srv: ReferenceServer,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     sequential: dict[str, Any] = {}
 
     progress(f"warm-up: {args.warmup} concurrent GETs with a valid token")
     out["warmup_burst_wall_s"] = (await scenarios.static_burst(burst_srv, args.warmup)).wall_s
+
+    def while_waiting() -> None:
+        _sequential(args, long_srv, sequential)
+        _app(args, long_srv, stall_srv, sequential)
 
     rounds: list[dict[str, scenarios.BurstResult]] = []
     for index in range(args.burst_rounds):
@@ -140,10 +217,9 @@ async def _measure(
                 docs_n=args.docs_burst,
                 leeway_fair=args.authlib_leeway,
                 leeway_default=AUTHLIB_DEFAULT_LEEWAY_S,
-                # The sequential measurements use the wait for the tokens to expire (round 1).
-                while_waiting=(lambda: _sequential(args, long_srv, sequential))
-                if index == 0
-                else None,
+                # The sequential and app measurements use the wait for the tokens to expire
+                # (round 1).
+                while_waiting=while_waiting if index == 0 else None,
             )
         )
     out.update(sequential)
@@ -194,6 +270,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--refreshes", type=int, default=None, help="refreshes per variant")
     parser.add_argument("--warmup", type=int, default=200, help="GETs in the warm-up burst")
     parser.add_argument(
+        "--startup-runs", type=int, default=None, help="startup runs per variant (15 / 25)"
+    )
+    parser.add_argument("--rss-runs", type=int, default=None, help="RSS runs per variant (5 / 7)")
+    parser.add_argument(
+        "--stall-refreshes", type=int, default=20, help="refreshes the UI-stall load spans"
+    )
+    parser.add_argument(
+        "--stall-access-s", type=float, default=3.0, help="access lifetime of the UI-stall server"
+    )
+    parser.add_argument(
         "--baseline",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -209,6 +295,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "overhead": 2000 if quick else 6000,
         "rounds": 20 if quick else 60,
         "refreshes": 100 if quick else 300,
+        "startup_runs": 15 if quick else 25,
+        "rss_runs": 5 if quick else 7,
         "baseline": not quick,
     }
     for name, value in defaults.items():
@@ -236,12 +324,17 @@ HEADLINE = [
     "burst_wall_ratio",
     "overhead_ratio",
     "refresh_latency_ratio",
+    "startup_ratio",
+    "rss_ratio",
+    "ui_stall_p99_ms",
+    "shift_12h_wall_s",
 ]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     started = time.perf_counter()
+    load_start = os.getloadavg()  # the machine is shared: say how busy it was
     date = datetime.now(UTC).isoformat(timespec="seconds")
     git_state = _git_state()  # at the start: the code this run imported
     progress(f"starting reference servers (gunicorn gthread {args.workers}x{args.threads})")
@@ -249,13 +342,18 @@ def main(argv: list[str] | None = None) -> int:
         access_s=args.burst_access_s, workers=args.workers, threads=args.threads
     )
     long_srv = ReferenceServer(access_s=900.0, workers=args.workers, threads=args.threads)
+    stall_srv = ReferenceServer(
+        access_s=args.stall_access_s, workers=args.workers, threads=args.threads
+    )
     try:
         burst_srv.start()
         long_srv.start()
-        measured = asyncio.run(_measure(args, burst_srv, long_srv))
+        stall_srv.start()
+        measured = asyncio.run(_measure(args, burst_srv, long_srv, stall_srv))
     finally:
         burst_srv.close()
         long_srv.close()
+        stall_srv.close()
 
     ok = {name: _meets(measured.get(name), op, bound) for name, (op, bound) in TARGETS.items()}
     result: dict[str, Any] = {"benchmark": "kiosk", "quick": args.quick, "date": date}
@@ -276,13 +374,25 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_rounds": args.rounds,
         "refreshes_per_variant": args.refreshes,
         "gunicorn": f"gthread workers={args.workers} threads={args.threads}",
+        "startup_runs_per_variant": args.startup_runs,
+        "rss_runs_per_variant": args.rss_runs,
+        "ui_stall": {
+            "windows": 5,
+            "refreshes": args.stall_refreshes,
+            "access_s": args.stall_access_s,
+            "heartbeat_ms": 5,
+        },
+        "qt_platform": "offscreen",
     }
     packages = ("httpx", "httpcore", "anyio", "authlib", "django", "djangorestframework-simplejwt")
     result["environment"] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "loadavg_1_5_15_start": list(load_start),
+        "loadavg_1_5_15_end": list(os.getloadavg()),
         **{name: _version(name) for name in (*packages, "gunicorn")},
+        **{name: _version(name) for name in ("PySide6_Essentials", "PySide6", "shiboken6")},
     }
     result["git"] = git_state
     result["runtime_s"] = time.perf_counter() - started
