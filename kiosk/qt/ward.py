@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -39,9 +39,16 @@ def _problem(result: ApiResult) -> str:
 
 
 class WardBoard(KioskWindow):
-    """The ward's patients; Enter or double-click opens a chart."""
+    """The ward's patients; Enter or double-click opens a chart.
+
+    Signals:
+        api_finished(str, object): a request of this window ended: ``"load"`` and its
+            :class:`~kiosk.qt.bridge.ApiResult`, emitted after the window showed the outcome
+            (lets a test or a shift simulation know when a click's work is done).
+    """
 
     kind = "ward"
+    api_finished = Signal(str, object)
 
     def __init__(self, app: KioskApp) -> None:
         super().__init__(app, "Ward board")
@@ -76,6 +83,10 @@ class WardBoard(KioskWindow):
         self.app.bridge.request("GET", "/api/patients/", self._loaded)
 
     def _loaded(self, result: ApiResult) -> None:
+        self._show_patients(result)
+        self.api_finished.emit("load", result)
+
+    def _show_patients(self, result: ApiResult) -> None:
         if not result.ok or not isinstance(result.data, list):
             self.status.setText(_problem(result).replace(" — your entry is kept", ""))
             return
@@ -98,9 +109,16 @@ class WardBoard(KioskWindow):
 
 
 class PatientChart(KioskWindow):
-    """One patient's observations, and a form to record a new one."""
+    """One patient's observations, and a form to record a new one.
+
+    Signals:
+        api_finished(str, object): a request of this window ended: ``"load"`` (the
+            observations) or ``"record"`` (a new one), and its
+            :class:`~kiosk.qt.bridge.ApiResult`, emitted after the window showed the outcome.
+    """
 
     kind = "chart"
+    api_finished = Signal(str, object)
 
     def __init__(self, app: KioskApp, patient: dict[str, Any]) -> None:
         name = str(patient.get("name", ""))
@@ -144,7 +162,16 @@ class PatientChart(KioskWindow):
         """Fetch the observations."""
         self.app.bridge.request("GET", self.url, self._loaded)
 
+    @property
+    def unsent(self) -> str:
+        """The typed value the server has not confirmed yet ("" when there is none)."""
+        return self.value.text().strip()
+
     def _loaded(self, result: ApiResult) -> None:
+        self._show_observations(result)
+        self.api_finished.emit("load", result)
+
+    def _show_observations(self, result: ApiResult) -> None:
         if not result.ok or not isinstance(result.data, list):
             self.message.setText(_problem(result).replace(" — your entry is kept", ""))
             return
@@ -175,6 +202,10 @@ class PatientChart(KioskWindow):
         )
 
     def _recorded(self, result: ApiResult) -> None:
+        self._show_recorded(result)
+        self.api_finished.emit("record", result)
+
+    def _show_recorded(self, result: ApiResult) -> None:
         self.record_button.setEnabled(True)
         if not result.ok:
             self.message.setText(_problem(result))
