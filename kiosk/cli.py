@@ -11,11 +11,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kiosk.commands import check_server, demo, screenshots, selftest
+from kiosk.commands import check_server, demo, screenshots, selftest, simulate
 from kiosk.commands import run as run_command
 
 #: The subcommand modules, in ``--help`` order.
-COMMANDS = [run_command, demo, selftest, screenshots, check_server]
+COMMANDS = [run_command, demo, selftest, simulate, screenshots, check_server]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -331,7 +331,7 @@ class InProcessTransport(httpx.AsyncBaseTransport):
         # time.time() is the server's (time-machine) time here, as gunicorn would stamp it.
         headers.append(("date", formatdate(time.time(), usegmt=True)))
         latency = took if server.latency == "measured" else server.latency
-        if clock is not None and latency:
+        if clock is not None and latency and clock.driving:
             await clock.sleep(latency)
         return httpx.Response(response.status_code, headers=headers, content=body, request=request)
 

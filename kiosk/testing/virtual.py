@@ -71,6 +71,7 @@ class LinkedClock(VirtualClock):
         self._traveller: Any = None
         self._coordinates: Any = None
         self._server_moved_to: float | None = None
+        self._driving = 0
 
     def add_skew(self, seconds: float) -> None:
         """Make the workstation's clock run ``seconds`` further ahead of the server's."""
@@ -132,11 +133,27 @@ class LinkedClock(VirtualClock):
 
     # ------------------------------------------------------------------ stepping
 
+    @property
+    def driving(self) -> bool:
+        """Whether :meth:`advance` or :meth:`run` is moving time now.
+
+        Only then will a sleep on this clock ever end: the in-process server adds its virtual
+        latency only while the clock is driven, so a test's direct request never hangs.
+        """
+        return self._driving > 0
+
     async def advance(self, seconds: float) -> None:
         """Move time forward ``seconds``, waking each sleeper due on the way, in order.
 
         After every wake-up the loop runs until all tasks are parked again.
         """
+        self._driving += 1
+        try:
+            await self._advance(seconds)
+        finally:
+            self._driving -= 1
+
+    async def _advance(self, seconds: float) -> None:
         target = self._mono + max(0.0, seconds)
         await quiesce()
         while True:
@@ -163,6 +180,7 @@ class LinkedClock(VirtualClock):
         """
         task = asyncio.ensure_future(awaitable)
         stop_at = None if limit_s is None else self._mono + limit_s
+        self._driving += 1
         try:
             while True:
                 await quiesce()
@@ -175,6 +193,7 @@ class LinkedClock(VirtualClock):
                     raise DeadlockError(f"still running after {limit_s:g} s of virtual time")
                 await self.advance(deadline - self._mono)
         finally:
+            self._driving -= 1
             if not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
