@@ -617,6 +617,8 @@ class QtShiftSimulator(QObject):
             if attempt.purpose == "unlock":
                 self.wants_in = False
                 self.note(f"{self.user} unlocked at the lock page")
+            elif attempt.purpose == "reauth":
+                self.note(f"{self.user} signed in again in the re-authentication dialog")
             return
         refused = form.pending is None and form.error.text() not in {"", "Checking…"}
         if refused or now > attempt.deadline:
@@ -702,6 +704,11 @@ class QtShiftSimulator(QObject):
         self.workspace = None
         self.dialog = None
         for slot in self.slots:
+            chart = slot.window
+            if isinstance(chart, PatientChart) and chart.unsent and reason != "tap_over":
+                # The app closed the chart with her entry in it; the entry is still at the head
+                # of the outbox, so she types it again once she is back in (not lost, delayed).
+                self.note(f"window {slot.index}: unsent entry closed with the window")
             # Work in flight is still at the head of its outbox: it is done again later.
             slot.window = None
             slot.inflight = None
