@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -108,6 +109,19 @@ class InjectedFault:
     status: int | None = None
 
 
+def _retry_after_header(value: float | str | None) -> str | None:
+    """The ``Retry-After`` header for ``value``: a number becomes whole delta-seconds.
+
+    RFC 9110 delta-seconds are digits only: ``str(2.0)`` (``"2.0"``) or ``"2.5"`` is not one,
+    and a client that follows the RFC (the core's ``parse_retry_after``) ignores it. Rounded up,
+    so the client waits at least as long as asked. A string is sent as it is (an HTTP date, or
+    a deliberately malformed header).
+    """
+    if value is None or isinstance(value, str):
+        return value
+    return str(max(0, math.ceil(value)))
+
+
 class FaultInjector(httpx.AsyncBaseTransport):
     """An ``httpx.AsyncBaseTransport`` that injects scripted faults in front of a real one.
 
@@ -149,8 +163,11 @@ class FaultInjector(httpx.AsyncBaseTransport):
     def status(
         self, status: int, *, path: str = "", times: int = 1, retry_after: float | str | None = None
     ) -> Fault:
-        """Answer the next ``times`` matching requests with ``status`` (and ``Retry-After``)."""
-        header = None if retry_after is None else str(retry_after)
+        """Answer the next ``times`` matching requests with ``status`` (and ``Retry-After``).
+
+        A number of seconds for ``retry_after`` is sent as whole delta-seconds (rounded up).
+        """
+        header = _retry_after_header(retry_after)
         return self.add(Fault("status", path, times, status=status, retry_after=header))
 
     def connect_error(self, *, path: str = "", times: int = 1) -> Fault:
@@ -196,7 +213,7 @@ class FaultInjector(httpx.AsyncBaseTransport):
             raise ValueError("time windows need FaultInjector(clock=...)")
         if not end_s > start_s:
             raise ValueError(f"fault window ends ({end_s}) before it starts ({start_s})")
-        header = None if retry_after is None else str(retry_after)
+        header = _retry_after_header(retry_after)
         fault = TimedFault(
             kind, start_s, end_s, path, status, header, seconds, min(max(probability, 0.0), 1.0)
         )

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import sys
 import time
@@ -340,7 +341,12 @@ _shared: InProcessServer | None = None
 
 
 def shared_server(**config: Any) -> InProcessServer:
-    """The process's default :class:`InProcessServer`, (re)configured with ``config``."""
+    """The process's default :class:`InProcessServer`, (re)configured with ``config``.
+
+    A setting left out of ``config`` gets :class:`InProcessServer`'s default, not the value the
+    previous caller gave: every test of the process shares this server, and a
+    ``simplejwt_server(in_process=True)`` test must not depend on which test ran before it.
+    """
     global _shared
     extra_env = config.pop("extra_env", None)
     if _shared is None:
@@ -348,9 +354,15 @@ def shared_server(**config: Any) -> InProcessServer:
         return _shared
     if extra_env:
         _ensure_django(extra_env)
-    latency = config.pop("latency", _shared.latency)
-    _shared.latency = latency
-    _shared.configure(**config)
+    defaults = inspect.signature(InProcessServer).parameters
+    settings = {
+        name: config.pop(name, defaults[name].default)
+        for name in ("access_s", "refresh_s", "rotate", "latency")
+    }
+    if config:
+        raise TypeError(f"shared_server() got unknown settings: {', '.join(sorted(config))}")
+    _shared.latency = settings.pop("latency")
+    _shared.configure(**settings)
     _shared.start()
     return _shared
 

@@ -27,13 +27,15 @@ kind                      effect on every matching request in the window
 ``restart``               the real server is stopped for the window, then started again
 ========================  ============================================================
 
-Every kind takes ``path=SUBSTRING`` to hit only some endpoints (``path=/api/token/refresh/``).
+Every kind takes ``path=SUBSTRING`` to hit only some endpoints (``path=/api/token/refresh/``)
+and ``p=SHARE`` to hit only that share of the matching requests (default 1, flaky 0.3).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from kiosk.testing.faults import FaultInjector, FaultKind
@@ -71,7 +73,7 @@ def parse_duration(text: str | float) -> float:
                 ) from None
     if value != value or value < 0 or value == float("inf"):
         raise SpecError(f"{text!r}: a duration must be a finite number of seconds >= 0")
-    return value
+    return value + 0.0  # "-0" is 0.0, not -0.0 (which describe() would write as "-0s")
 
 
 def parse_rate(text: str | float) -> float:
@@ -146,15 +148,27 @@ class FaultPlan:
             injector.window(kind, w.start_s, w.end_s, path=str(w.params.get("path", "")), **extra)
 
     def describe(self) -> str:
-        """The plan as a spec string again."""
+        """The plan as a spec string again (``parse_faults(plan.describe()) == plan``)."""
         parts = [
-            f"{w.kind}@{w.start_s:g}s+{w.duration_s:g}s"
+            f"{w.kind}@{_seconds(w.start_s)}+{_seconds(w.duration_s)}"
             + "".join(f":{k}={v}" for k, v in w.params.items())
             for w in self.windows
         ]
         if self.skew_s:
-            parts.append(f"skew={self.skew_s:g}s")
+            parts.append(f"skew={_seconds(self.skew_s)}")
         return ", ".join(parts)
+
+
+def _seconds(value: float) -> str:
+    """``value`` as a duration that parses back to exactly ``value``.
+
+    ``:g`` alone keeps 6 significant digits (``3600.125`` became ``3600.12``) and switches to
+    exponents (``1.23457e+06``), which a duration cannot contain: its ``+`` is the spec's.
+    """
+    text = f"{value:g}"
+    if "e" in text or float(text) != value:
+        text = format(Decimal(repr(value)), "f")  # the shortest exact form, without exponent
+    return f"{text}s"
 
 
 _STATUS_KINDS = {"5xx": 503, "500": 500, "502": 502, "503": 503, "504": 504, "429": 429}
@@ -177,20 +191,29 @@ _PARAMS: dict[str, Any] = {
 
 
 def _injector_kind(w: FaultWindow) -> tuple[FaultKind, dict[str, Any]]:
-    if w.kind in {"outage", "wifi"}:
-        return "connect_error", {}
-    if w.kind == "flaky":
-        return "connect_error", {"probability": float(w.params.get("p", 0.3))}
+    # Every kind honours p (flaky is an outage with p=0.3 by default).
+    probability = float(w.params.get("p", 0.3 if w.kind == "flaky" else 1.0))
+    if w.kind in {"outage", "wifi", "flaky"}:
+        return "connect_error", {"probability": probability}
     if w.kind in {"connect_timeout", "read_timeout"}:
         kind: FaultKind = "connect_timeout" if w.kind == "connect_timeout" else "read_timeout"
-        return kind, {"probability": float(w.params.get("p", 1.0))}
+        return kind, {"probability": probability}
     if w.kind == "latency":
-        return "latency", {"seconds": float(w.params.get("delay", 2.0))}
+        return "latency", {"seconds": float(w.params.get("delay", 2.0)), "probability": probability}
     status = _STATUS_KINDS[w.kind]
-    extra: dict[str, Any] = {"status": status, "probability": float(w.params.get("p", 1.0))}
+    extra: dict[str, Any] = {"status": status, "probability": probability}
     if status == 429 or "retry_after" in w.params:
-        extra["retry_after"] = f"{float(w.params.get('retry_after', 5.0)):g}"
+        # A number: the injector writes it as delta-seconds (whole seconds, RFC 9110).
+        extra["retry_after"] = float(w.params.get("retry_after", 5.0))
     return "status", extra
+
+
+def _item_duration(item: str, what: str, text: str) -> float:
+    """``parse_duration(text)``, with an error message that names the spec item."""
+    try:
+        return parse_duration(text)
+    except SpecError as exc:
+        raise SpecError(f"fault {item!r}: {what}: {exc}") from None
 
 
 def parse_faults(spec: str | None) -> FaultPlan:
@@ -210,7 +233,8 @@ def parse_faults(spec: str | None) -> FaultPlan:
         if item.lower().startswith("skew="):
             value = item[5:].strip()
             sign = -1.0 if value.startswith("-") else 1.0
-            skew = sign * parse_duration(value.lstrip("+-"))
+            unsigned = value[1:] if value[:1] in {"+", "-"} else value
+            skew = sign * _item_duration(item, "skew", unsigned)
             continue
         head, *params = item.split(":")
         kind, at, when = head.partition("@")
@@ -228,6 +252,8 @@ def parse_faults(spec: str | None) -> FaultPlan:
         for param in params:
             key, eq, value = param.partition("=")
             key = key.strip().lower()
+            if not eq and key in _PARAMS:
+                raise SpecError(f"fault {item!r}: parameter {key!r} needs a value ({key}=...)")
             if not eq or key not in _PARAMS:
                 raise SpecError(
                     f"fault {item!r}: unknown parameter {param!r} (known: {', '.join(_PARAMS)})"
@@ -238,10 +264,11 @@ def parse_faults(spec: str | None) -> FaultPlan:
                 raise SpecError(f"fault {item!r}: {key}: {exc}") from None
         if "p" in parsed and not 0 <= parsed["p"] <= 1:
             raise SpecError(f"fault {item!r}: p is a probability between 0 and 1")
-        duration = parse_duration(duration_text)
+        start = _item_duration(item, "start", start_text)
+        duration = _item_duration(item, "duration", duration_text)
         if duration <= 0:
             raise SpecError(f"fault {item!r}: the duration must be positive")
-        windows.append(FaultWindow(kind, parse_duration(start_text), duration, parsed))
+        windows.append(FaultWindow(kind, start, duration, parsed))
     windows.sort(key=lambda w: w.start_s)
     return FaultPlan(tuple(windows), skew)
 
