@@ -149,7 +149,7 @@ def _install_token_settings(access_s: float, refresh_s: float, rotate: bool) -> 
     )
     for name, module in list(sys.modules.items()):
         if name.startswith("rest_framework_simplejwt") and hasattr(module, "api_settings"):
-            module.api_settings = fresh
+            setattr(module, "api_settings", fresh)  # noqa: B010 - a module attribute by name
     tokens.AccessToken.lifetime = fresh.ACCESS_TOKEN_LIFETIME
     tokens.RefreshToken.lifetime = fresh.REFRESH_TOKEN_LIFETIME
     tokens.SlidingToken.lifetime = fresh.SLIDING_TOKEN_LIFETIME
@@ -322,7 +322,7 @@ class InProcessTransport(httpx.AsyncBaseTransport):
         started = time.perf_counter()
         response = self._wsgi.handle_request(request)
         try:
-            body = b"".join(response.stream)  # type: ignore[union-attr]
+            body = b"".join(response.stream)  # type: ignore[arg-type]  # WSGITransport: sync
         finally:
             with contextlib.suppress(Exception):
                 response.stream.close()  # type: ignore[union-attr]

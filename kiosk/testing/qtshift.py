@@ -49,8 +49,8 @@ queued signals on Qt's own monotonic clock, the core runs on a plain asyncio loo
 bridge's network thread, and the server is a separate gunicorn process. A virtual clock can
 neither see the first nor move the last, so the shift is *compressed* instead: give the
 server short token lifetimes (e.g. ``access_s=3``) and the plan a policy with an idle lock of
-a few seconds, and play 20-40 s. :func:`expected_real_time_refreshes` says how many refreshes
-that should take with simplejwt's whole-second ``exp``.
+a few seconds, and play 20-40 s. :func:`kiosk.testing.shift.expected_refreshes` says how many
+refreshes that should take with simplejwt's whole-second ``exp``.
 """
 
 from __future__ import annotations
@@ -73,7 +73,6 @@ from PySide6.QtWidgets import QApplication, QWidget
 from kiosk.core import SecurityEvent, ServerSettings, SessionPolicy, TokenManager
 from kiosk.core.clock import SystemClock
 from kiosk.core.events import EventKind
-from kiosk.core.manager import ACCESS_EXPIRY_MARGIN_S
 from kiosk.core.vault import MemoryVault
 from kiosk.qt.app import KioskApp
 from kiosk.qt.bridge import ApiResult
@@ -868,45 +867,4 @@ async def _logout(manager: TokenManager) -> None:
     await manager.logout()
 
 
-def expected_real_time_refreshes(
-    duration_s: float, access_s: float, policy: SessionPolicy
-) -> float:
-    """About how many refreshes ``duration_s`` of real time takes against simplejwt.
-
-    For the short lifetimes of a compressed shift three details of the real wire matter
-    (shift.py's ``expected_refreshes``, ``duration / (lifetime - lead)``, is right for the
-    15-minute tokens of a virtual shift, but over-counts here by half):
-
-    * simplejwt writes ``exp`` in whole seconds (DESIGN §4), so a token lives half a second
-      less than its lifetime on average; after the login (whose ``iat`` the client uses) the
-      client measures the lifetime from the token's arrival, so it sees ``access_s - 0.5``;
-    * the lead is the policy's fraction of that lifetime (at least its minimum) plus half the
-      jitter on average, at most half the lifetime (:func:`kiosk.core.session.refresh_due_at`);
-    * a request sent within ``ACCESS_EXPIRY_MARGIN_S`` of ``exp`` refreshes first, so with
-      windows busy enough for one to fall in that second the lead is at least the margin.
-
-    Measured here against the reference server (access 3 s, 3 windows, about one request a
-    second each): within one refresh of this figure over 16-30 s.
-
-    Raises:
-        ValueError: the lead leaves under half a second of each token (the client would
-            refresh about as soon as each token arrives).
-    """
-
-    def lead(lifetime: float) -> float:
-        base = max(policy.refresh_lead_min_s, policy.refresh_lead_fraction * lifetime)
-        base = min(base + policy.refresh_jitter_fraction * lifetime / 2, lifetime / 2)
-        return max(base, ACCESS_EXPIRY_MARGIN_S)
-
-    seen = access_s - 0.5
-    interval = seen - lead(seen)
-    if interval < 0.5:
-        raise ValueError(f"a {access_s:g} s token leaves {interval:.2f} s between refreshes")
-    first = access_s - 0.5 - lead(access_s)
-    if duration_s < first:
-        return 0.0
-    # floor((duration - first) / interval) + 1 refreshes, averaged over the unknown phase.
-    return (duration_s - first) / interval + 0.5
-
-
-__all__ = ["QtShiftSimulator", "expected_real_time_refreshes"]
+__all__ = ["QtShiftSimulator"]

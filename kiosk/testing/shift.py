@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import math
 import random
 import time
 import uuid
@@ -52,7 +51,7 @@ from kiosk.core.errors import (
     SessionEndedError,
 )
 from kiosk.core.events import EventKind, SecurityEvent
-from kiosk.core.manager import TokenManager
+from kiosk.core.manager import ACCESS_EXPIRY_MARGIN_S, TokenManager
 from kiosk.core.settings import PROFILES, ServerSettings, SessionPolicy
 from kiosk.core.vault import MemoryVault
 from kiosk.testing.faults import FaultInjector
@@ -169,18 +168,27 @@ class ShiftPlan:
         return parse_faults(self.faults)
 
     def rate_at(self, t: float) -> tuple[float, float]:
-        """The per-window rate at ``t`` and until when it holds (the next timeline boundary)."""
+        """The per-window rate at ``t`` and until when it holds (the next timeline boundary).
+
+        Where segments overlap, a :class:`Break` wins (the nurse is away, whatever else was
+        planned); otherwise the segment that started last, and of those the one listed last.
+        """
         rate = self.rate_per_s
         until = self.duration_s
-        for item in self.timeline:
+        covering: list[tuple[float, int, Burst | Quiet | Break]] = []
+        for index, item in enumerate(self.timeline):
             if isinstance(item, Handover):
                 continue
             start, end = item.at_s, item.at_s + item.duration_s
             if start <= t < end:
-                rate = 0.0 if isinstance(item, Break) else item.rate_per_s
+                covering.append((start, index, item))
                 until = min(until, end)
             elif start > t:
                 until = min(until, start)
+        if covering:
+            latest = max(covering, key=lambda c: (c[0], c[1]))[2]
+            away = any(isinstance(item, Break) for _, _, item in covering)
+            rate = 0.0 if away or isinstance(latest, Break) else latest.rate_per_s
         return rate, until
 
 
@@ -751,7 +759,7 @@ class _Run:
             await self.sleep_until(at)
             if isinstance(item, Break):
                 await self.user_present()
-            else:
+            elif isinstance(item, Handover):
                 await self.handover(item.to_user)
 
     async def handover(self, to_user: str) -> None:
@@ -986,14 +994,42 @@ def measure_shift_12h() -> float:
 
 
 def expected_refreshes(duration_s: float, access_s: float, policy: SessionPolicy) -> float:
-    """About how many proactive refreshes ``duration_s`` needs: duration ÷ (lifetime - lead).
+    """About how many proactive refreshes ``duration_s`` takes against simplejwt.
 
-    The lead is the policy's fraction of the lifetime (at least its minimum) plus, on average,
-    half the jitter.
+    Roughly ``duration / (lifetime - lead)``, where the lead is the policy's fraction of the
+    lifetime (at least its minimum) plus half the jitter on average. Three details of the real
+    wire matter for the short lifetimes of a compressed real-time shift (and change a 12 h
+    shift's figure by less than one):
+
+    * simplejwt writes ``exp`` in whole seconds (DESIGN §4), so a token lives half a second
+      less than its lifetime on average;
+    * the lead is at most half the lifetime (:func:`kiosk.core.session.refresh_due_at`);
+    * a request sent within ``ACCESS_EXPIRY_MARGIN_S`` of ``exp`` refreshes first, so with
+      windows busy enough for one to fall in that second the lead is at least the margin.
+
+    Measured here: 54 for a 12 h general-ward shift (15 min tokens, the CareLink guide counts
+    ~55), 109 for an 8 h ICU shift (5 min), within one refresh of this figure for 3 s tokens
+    over 16-30 s of real time.
+
+    Raises:
+        ValueError: the lead leaves under half a second of each token (the client would
+            refresh about as soon as each token arrives).
     """
-    lead = max(policy.refresh_lead_min_s, policy.refresh_lead_fraction * access_s)
-    lead += policy.refresh_jitter_fraction * access_s / 2
-    return math.floor(duration_s / (access_s - lead))
+
+    def lead(lifetime: float) -> float:
+        base = max(policy.refresh_lead_min_s, policy.refresh_lead_fraction * lifetime)
+        base = min(base + policy.refresh_jitter_fraction * lifetime / 2, lifetime / 2)
+        return max(base, ACCESS_EXPIRY_MARGIN_S)
+
+    seen = access_s - 0.5
+    interval = seen - lead(seen)
+    if interval < 0.5:
+        raise ValueError(f"a {access_s:g} s token leaves {interval:.2f} s between refreshes")
+    first = seen - lead(access_s)
+    if duration_s < first:
+        return 0.0
+    # floor((duration - first) / interval) + 1 refreshes, averaged over the unknown phase.
+    return (duration_s - first) / interval + 0.5
 
 
 ProgressCallback = Callable[[ShiftReport], None]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 
 import pytest
 
@@ -70,6 +69,26 @@ def test_a_segment_past_the_end_of_the_shift_ends_at_the_shift():
     plan = ShiftPlan(duration_s=1000, rate_per_s=0.1, timeline=[Burst(900, 500, 3.0)])
     assert plan.rate_at(950) == (3.0, 1000)
     assert plan.rate_at(0) == (0.1, 900)
+
+
+def test_a_break_wins_over_an_overlapping_burst_in_either_order():
+    for timeline in (
+        [Break(100, 100), Burst(150, 100, 2.0)],
+        [Burst(150, 100, 2.0), Break(100, 100)],
+    ):
+        plan = ShiftPlan(duration_s=1000, rate_per_s=0.1, timeline=timeline)
+        assert plan.rate_at(120) == (0.0, 150)
+        assert plan.rate_at(160) == (0.0, 200)  # she is away: the burst waits for her
+        assert plan.rate_at(210) == (2.0, 250)
+
+
+def test_of_overlapping_segments_the_one_that_started_last_holds():
+    plan = ShiftPlan(
+        duration_s=1000, rate_per_s=0.1, timeline=[Burst(100, 300, 2.0), Quiet(200, 50, 0.01)]
+    )
+    assert plan.rate_at(150) == (2.0, 200)
+    assert plan.rate_at(220) == (0.01, 250)
+    assert plan.rate_at(260) == (2.0, 400)
 
 
 def test_without_a_timeline_the_base_rate_holds_all_shift():
@@ -224,40 +243,64 @@ def test_failures_and_losses_are_counted_by_reason():
 # ---------------------------------------------------------------------------- expected_refreshes
 
 
+def _by_hand(duration_s, access_s, lead_of):
+    """floor((duration - first) / interval) + 1, averaged over the phase: see the docstring."""
+    seen = access_s - 0.5  # simplejwt's whole-second exp
+    interval = seen - lead_of(seen)
+    first = seen - lead_of(access_s)
+    return (duration_s - first) / interval + 0.5
+
+
 def test_expected_refreshes_of_a_general_ward_shift_by_hand():
-    # lead = max(2 s, 10 % of 900 s) + half of 5 % of 900 s = 90 + 22.5 = 112.5 s;
-    # 43,200 s / (900 - 112.5) s = 54.86... -> 54 refreshes
-    assert expected_refreshes(12 * HOUR, 900, PROFILES["general-ward"]) == 54
+    # lead = max(2 s, 10 % of the lifetime) + half of 5 % of it: 112.44 s of an 899.5 s token
+    def lead(lifetime):
+        return 0.1 * lifetime + 0.025 * lifetime
+
+    got = expected_refreshes(12 * HOUR, 900, PROFILES["general-ward"])
+    assert got == pytest.approx(_by_hand(12 * HOUR, 900, lead))
+    assert 54 <= got < 55  # the CareLink guide counts ~55
 
 
 def test_expected_refreshes_of_an_icu_shift_by_hand():
-    # lead = 30 + 7.5 = 37.5 s; 28,800 / 262.5 = 109.71... -> 109
-    assert expected_refreshes(8 * HOUR, 300, PROFILES["icu"]) == 109
+    got = expected_refreshes(8 * HOUR, 300, PROFILES["icu"])
+    assert got == pytest.approx(_by_hand(8 * HOUR, 300, lambda life: 0.125 * life))
+    assert 109 <= got < 110
 
 
 def test_expected_refreshes_uses_the_minimum_lead_for_short_tokens():
     policy = SessionPolicy(refresh_lead_min_s=5.0, refresh_lead_fraction=0.1)
-    # 10 % of 10 s is 1 s, under the 5 s minimum: lead = 5 + 0.25 = 5.25; 100 / 4.75 = 21.05
-    assert expected_refreshes(100, 10, policy) == 21
+    # 10 % of 20 s is 2 s, under the 5 s minimum: lead = 5 + 2.5 % of the lifetime
+    got = expected_refreshes(100, 20, policy)
+    assert got == pytest.approx(_by_hand(100, 20, lambda life: 5.0 + 0.025 * life))
+
+
+def test_expected_refreshes_caps_the_lead_at_half_the_lifetime_and_the_expiry_margin():
+    # A 3 s token: the 2 s minimum lead is capped at half of it (1.25 s of the 2.5 s seen);
+    # a 2 s token: half (0.75 s) is under the 1 s expiry margin, which then decides.
+    policy = PROFILES["general-ward"]
+    assert expected_refreshes(30, 3.0, policy) == pytest.approx(
+        _by_hand(30, 3.0, lambda life: min(2.0 + 0.025 * life, life / 2))
+    )
+    got = expected_refreshes(60, 2.0, policy)
+    assert got == pytest.approx(_by_hand(60, 2.0, lambda life: 1.0))
+    # Each token is refreshed before it expires: at least one refresh per lifetime.
+    assert got >= 60 / 2.0
+
+
+def test_expected_refreshes_refuses_tokens_too_short_to_be_refreshed():
+    with pytest.raises(ValueError, match="between refreshes"):
+        expected_refreshes(60, 1.5, PROFILES["general-ward"])
+
+
+def test_a_shift_shorter_than_the_first_refresh_expects_none():
+    assert expected_refreshes(60, 900, PROFILES["general-ward"]) == 0.0
 
 
 @pytest.mark.parametrize("profile_name", sorted(PROFILE_LIFETIMES))
-def test_expected_refreshes_follows_the_policy_fields(profile_name):
+def test_expected_refreshes_is_about_duration_over_lifetime_minus_lead(profile_name):
     access_s, _ = PROFILE_LIFETIMES[profile_name]
     policy = PROFILES[profile_name]
     lead = max(policy.refresh_lead_min_s, policy.refresh_lead_fraction * access_s)
     lead += policy.refresh_jitter_fraction * access_s / 2
-    usable = access_s - lead
-    got = expected_refreshes(10 * HOUR, access_s, policy)
-    assert got == math.floor(10 * HOUR / usable)
-    assert got * usable <= 10 * HOUR < (got + 1) * usable
-
-
-@pytest.mark.xfail(
-    reason="shift.py bug (reported): expected_refreshes ignores refresh_due_at's cap of the "
-    "lead at half the lifetime, so tokens of about 2 s give a negative count",
-    strict=True,
-)
-def test_expected_refreshes_of_very_short_tokens_is_at_least_one_per_lifetime():
-    # Each token is refreshed before it expires: at least duration / lifetime refreshes.
-    assert expected_refreshes(60, 2.0, PROFILES["general-ward"]) >= 60 / 2.0 - 1
+    # For real lifetimes the whole-second and margin details change the count by under one.
+    assert abs(expected_refreshes(10 * HOUR, access_s, policy) - 10 * HOUR / (access_s - lead)) < 1
