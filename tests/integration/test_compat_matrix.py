@@ -23,7 +23,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kiosk.core import MemoryVault, SecurityEvent, State, TokenManager
+from kiosk.core import (
+    InvalidCredentialsError,
+    MemoryVault,
+    NeedsReauthenticationError,
+    SecurityEvent,
+    State,
+    TokenManager,
+)
 from kiosk.core.config import load_config
 from kiosk.testing.server.runner import ReferenceServer
 
@@ -177,6 +184,16 @@ VARIANTS: dict[str, Variant] = {
             "logout_revokes": True,
         },
         warns=("403 (not 401)",),
+    ),
+    "simplejwt-translated-detail": Variant(
+        # LocaleMiddleware + LANGUAGE_CODE "de": every ``detail`` arrives in German.
+        server={"extra_env": {"KIOSK_SERVER_LANGUAGE": "de"}},
+        expect={
+            **STOCK,
+            "rotation": True,
+            "blacklist_after_rotation": True,
+            "logout_revokes": True,
+        },
     ),
     "rs256-issuer-audience": Variant(
         server={
@@ -448,3 +465,45 @@ def load_config_text(url: str, body: str):
     from kiosk.core.config import server_settings
 
     return server_settings({"url": url, **tomllib.loads(body)})
+
+
+async def test_a_translated_detail_changes_nothing_the_client_decides(
+    checked: Callable[[str], CheckResult], tmp_path: Path
+):
+    # The German server's answers carry the same codes with other words: the client decides
+    # on ``code`` (DESIGN §4), so a wrong password, a blacklisted refresh token and a rejected
+    # access token are still recognised.
+    server, report = checked("simplejwt-translated-detail")
+    config = tmp_path / "kiosk.toml"
+    config.write_text(report["config"])
+    settings = load_config(config)
+    async with httpx.AsyncClient(base_url=server.base_url) as raw:
+        wrong = await raw.post("/api/token/", json={"username": "alice", "password": "nope"})
+        login = await raw.post(
+            "/api/token/", json={"username": "alice", "password": server.users["alice"]}
+        )
+        old_refresh = login.json()["refresh"]
+        rotated = await raw.post("/api/token/refresh/", json={"refresh": old_refresh})
+        assert rotated.status_code == 200
+        reused = await raw.post("/api/token/refresh/", json={"refresh": old_refresh})
+    assert wrong.status_code == 401
+    assert "No active account" not in wrong.json()["detail"]  # really translated
+    assert reused.json()["code"] == "token_not_valid"
+    assert reused.json()["detail"] != "Token is blacklisted"
+
+    events: list[SecurityEvent] = []
+    async with TokenManager(settings, vault=MemoryVault()) as tm:
+        tm.subscribe(events.append)
+        with pytest.raises(InvalidCredentialsError):
+            await tm.login("alice", "nope")
+        await tm.login("alice", server.users["alice"])
+        # Someone else redeems the session's refresh token first: the rotation blacklists it.
+        async with httpx.AsyncClient(base_url=server.base_url) as raw:
+            stolen = await raw.post("/api/token/refresh/", json={"refresh": tm._refresh.reveal()})
+            assert stolen.status_code == 200
+            await raw.post("/api/token/blacklist/", json={"refresh": stolen.json()["refresh"]})
+        with pytest.raises(NeedsReauthenticationError) as caught:
+            await tm.refresh()
+        assert tm.state is State.NEEDS_REAUTH
+    assert caught.value.reason == "token_not_valid"
+    assert "login_failed" in [e.kind.value for e in events]
