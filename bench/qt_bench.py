@@ -13,6 +13,8 @@ machine's noise hits both alike; one discarded warm-up pair goes first (cold pag
   open, with the kiosk's default vault, ÷ RSS of a bare PySide6 window in a process that also
   imported httpx, PyJWT and keyring (and resolved the keyring backend). Target ≤ 1.25.
   ``rss_ratio_3_windows`` reads "three windows" as board + two charts (same processes).
+  ``rss_ratio_vs_fixed_floor`` divides by a floor that corrects PySide6's source caching as
+  the kiosk does (``rss-floor-fixed``), for reading the ratio without that correction's help.
 * ``ui_stall_p99_ms``: p99 of the UI thread's event-loop stalls (a 5 ms heartbeat's lateness)
   while five windows keep requesting through the bridge across 20 token refreshes (a server
   with a 3 s access lifetime). See ``qt_probes.ui_stall`` for the exact definition. ≤ 16 ms.
@@ -30,23 +32,23 @@ from pathlib import Path
 from typing import Any
 
 PROBES = Path(__file__).resolve().parent / "qt_probes.py"
-ROOT = PROBES.parents[1]
+ROOT = PROBES.parents[1]  # the tree whose probes and ``kiosk`` run (``compare`` adds another)
 
 
-def _env() -> dict[str, str]:
+def _env(root: Path = ROOT) -> dict[str, str]:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
     return env
 
 
-def _run(*args: str, timeout: float = 120) -> str:
-    """Run one probe; its first stdout line."""
+def _run(*args: str, timeout: float = 120, root: Path = ROOT) -> str:
+    """Run one probe (of the tree at ``root``, with its ``kiosk``); its first stdout line."""
     result = subprocess.run(
-        [sys.executable, str(PROBES), *args],
+        [sys.executable, str(root / "bench" / "qt_probes.py"), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=_env(),
+        env=_env(root),
         check=False,
     )
     if result.returncode != 0 or not result.stdout.strip():
@@ -55,9 +57,9 @@ def _run(*args: str, timeout: float = 120) -> str:
     return result.stdout.strip().splitlines()[0]
 
 
-def _startup(probe: str) -> float:
-    env = _env()
-    command = [sys.executable, str(PROBES), probe]
+def _startup(probe: str, root: Path = ROOT) -> float:
+    env = _env(root)
+    command = [sys.executable, str(root / "bench" / "qt_probes.py"), probe]
     started = time.time()  # the last thing before the spawn: "process start"
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
     if result.returncode != 0:
@@ -76,13 +78,16 @@ def measure(base_url: str, *, runs: int = 15, rss_runs: int = 5) -> dict[str, An
         bare.append(_startup("startup-bare"))
         kiosk.append(_startup("startup-kiosk"))
     floor: list[int] = []
+    floor_fixed: list[int] = []
     full: list[dict[str, Any]] = []
     for _ in range(rss_runs):
         floor.append(int(_run("rss-floor", base_url)))
+        floor_fixed.append(int(_run("rss-floor-fixed", base_url)))
         full.append(json.loads(_run("rss-kiosk", base_url)))
     startup_bare = statistics.median(bare)
     startup_kiosk = statistics.median(kiosk)
     rss_floor = statistics.median(floor)
+    rss_floor_fixed = statistics.median(floor_fixed)
     rss_kiosk = statistics.median(r["rss_4_windows"] for r in full)
     rss_kiosk_3 = statistics.median(r["rss_3_windows"] for r in full)
     return {
@@ -102,10 +107,13 @@ def measure(base_url: str, *, runs: int = 15, rss_runs: int = 5) -> dict[str, An
             "median_mb_kiosk_4_windows": rss_kiosk / 2**20,
             "median_mb_kiosk_3_windows": rss_kiosk_3 / 2**20,
             "median_mb_floor": rss_floor / 2**20,
+            "median_mb_floor_fixed": rss_floor_fixed / 2**20,
             "rss_ratio_3_windows": rss_kiosk_3 / rss_floor,
+            "rss_ratio_vs_fixed_floor": rss_kiosk / rss_floor_fixed,
             "runs_per_variant": rss_runs,
             "samples_mb_kiosk_4_windows": [r["rss_4_windows"] / 2**20 for r in full],
             "samples_mb_floor": [f / 2**20 for f in floor],
+            "samples_mb_floor_fixed": [f / 2**20 for f in floor_fixed],
             "kiosk_vault": sorted({str(r["vault"]) for r in full}),
         },
     }
@@ -126,10 +134,79 @@ def ui_stall(
     return dict(json.loads(line))
 
 
+def compare(
+    other: Path,
+    base_url: str,
+    stall_url: str,
+    *,
+    rounds: int = 5,
+    startup_runs: int = 5,
+) -> dict[str, Any]:
+    """This tree's kiosk against the one at ``other`` (e.g. a ``git worktree`` of the commit
+    before a change), measured side by side: each round runs startup, memory and the UI-stall
+    probe of both, interleaved (the order alternates), with one shared set of baselines (this
+    tree's ``startup-bare``, ``rss-floor`` and ``rss-floor-fixed``) and the same servers, so
+    the shared machine's load hits both alike. Each tree runs its own ``bench/qt_probes.py``.
+    """
+    trees = {"this": ROOT, "other": other.resolve()}
+    _startup("startup-bare"), _startup("startup-kiosk"), _startup("startup-kiosk", trees["other"])
+    bare: list[float] = []
+    startup: dict[str, list[float]] = {name: [] for name in trees}
+    floor: list[int] = []
+    floor_fixed: list[int] = []
+    rss: dict[str, list[int]] = {name: [] for name in trees}
+    stall: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+    for index in range(rounds):
+        order = list(trees.items()) if index % 2 == 0 else list(trees.items())[::-1]
+        for _ in range(startup_runs):
+            bare.append(_startup("startup-bare"))
+            for name, root in order:
+                startup[name].append(_startup("startup-kiosk", root))
+        floor.append(int(_run("rss-floor", base_url)))
+        floor_fixed.append(int(_run("rss-floor-fixed", base_url)))
+        for name, root in order:
+            rss[name].append(json.loads(_run("rss-kiosk", base_url, root=root))["rss_4_windows"])
+        for name, root in order:
+            line = _run("ui-stall", stall_url, "20", "5", "5", timeout=320, root=root)
+            stall[name].append(json.loads(line))
+    median_bare = statistics.median(bare)
+    median_floor = statistics.median(floor)
+    median_fixed = statistics.median(floor_fixed)
+    figures: dict[str, Any] = {
+        "rounds": rounds,
+        "other": str(trees["other"]),
+        "median_s_bare": median_bare,
+        "median_mb_floor": median_floor / 2**20,
+        "median_mb_floor_fixed": median_fixed / 2**20,
+    }
+    for name in trees:
+        p99 = [run["p99_ms"] for run in stall[name]]
+        figures[name] = {
+            "startup_ratio": statistics.median(startup[name]) / median_bare,
+            "rss_ratio": statistics.median(rss[name]) / median_floor,
+            "rss_ratio_vs_fixed_floor": statistics.median(rss[name]) / median_fixed,
+            "median_mb_kiosk_4_windows": statistics.median(rss[name]) / 2**20,
+            "ui_stall_p99_ms_median": statistics.median(p99),
+            "ui_stall_p99_ms_runs": p99,
+            "ui_stall_over_16ms_runs": [run["over_16ms"] for run in stall[name]],
+            "ui_stall_answers_per_s_runs": [run["answers_per_s"] for run in stall[name]],
+            "ui_stall_ui_thread_cpu_s_runs": [run.get("ui_thread_cpu_s") for run in stall[name]],
+            "ui_stall_timed_out": any(run["timed_out"] for run in stall[name]),
+            "ui_stall_loadavg_runs": [run.get("loadavg_1min") for run in stall[name]],
+        }
+    return figures
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
     from kiosk.testing.server.runner import ReferenceServer
 
+    if sys.argv[1:2] == ["--compare"]:
+        # qt_bench.py --compare OTHER_TREE [ROUNDS]: see compare()
+        other_tree, rounds = Path(sys.argv[2]), int(sys.argv[3]) if sys.argv[3:] else 5
+        with ReferenceServer() as server, ReferenceServer(access_s=3.0) as short:
+            print(json.dumps(compare(other_tree, server.base_url, short.base_url, rounds=rounds)))
+        sys.exit(0)
     runs = int(sys.argv[1]) if sys.argv[1:] else 15
     with ReferenceServer() as server, ReferenceServer(access_s=3.0) as short:
         figures = measure(server.base_url, runs=runs)

@@ -9,9 +9,15 @@
 * ``rss-floor URL``: prints the resident set size (bytes) of a bare PySide6 window in a process
   that has also imported httpx, PyJWT and keyring (and resolved the keyring backend, as the
   kiosk's default vault does).
+* ``rss-floor-fixed URL``: the same floor, with PySide6's source caching corrected as the
+  kiosk corrects it (``import kiosk.qt`` first, which imports PySide6 and nothing else of the
+  kiosk): the floor of a PySide6 app that does what the kiosk does about it (see
+  ``kiosk/qt/__init__.py``). Reported beside ``rss-floor``, never instead of it.
 * ``rss-kiosk URL``: signs in through the real :class:`~kiosk.qt.app.KioskApp` with its default
   vault, opens the workspace (the ward board) and three chart windows; prints one JSON object
   with the RSS at three windows (board + two charts) and at four (board + three charts).
+* ``rss-steps URL``: the ``rss-kiosk`` path with the RSS (MB) after each step, for finding
+  where the memory goes; prints one JSON object (step name -> MB), in order.
 * ``ui-stall URL``: the UI thread's stalls while five windows keep requesting through the
   bridge across N token refreshes; prints one JSON object (see :func:`ui_stall`).
 """
@@ -82,6 +88,12 @@ def rss_floor(_url: str) -> None:
     app.exec()
 
 
+def rss_floor_fixed(url: str) -> None:
+    import kiosk.qt  # noqa: F401 - PySide6 plus the correction of its source caching, only
+
+    rss_floor(url)
+
+
 def _signed_in(url: str, **app_kwargs: object) -> object:
     """A started KioskApp signed in as alice, its ward board showing patients."""
     from kiosk.core import ServerSettings
@@ -136,6 +148,42 @@ def rss_kiosk(url: str) -> None:
     )
     kiosk.bridge.run_sync(_logout)  # type: ignore[attr-defined]
     kiosk.shutdown()  # type: ignore[attr-defined]
+    del app
+
+
+def rss_steps(url: str) -> None:
+    steps: dict[str, float] = {"interpreter": _rss() / 2**20}
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([])
+    steps["QApplication"] = _rss() / 2**20
+    import kiosk.qt  # noqa: F401 - the Qt shell before the core, as in rss-kiosk
+    from kiosk.core import ServerSettings
+    from kiosk.qt.app import KioskApp
+    from kiosk.qt.walkthrough import pump, wait_until
+
+    steps["kiosk.qt.app imported (with httpx, PyJWT)"] = _rss() / 2**20
+    kiosk_app = KioskApp(ServerSettings(base_url=url))
+    steps["KioskApp built"] = _rss() / 2**20
+    kiosk_app.start()
+    pump(0.3)
+    steps["started (network thread, vault, sign-in window)"] = _rss() / 2**20
+    form = kiosk_app.login_window.form
+    form.username.setText("alice")
+    form.password.setText("alice-secret")
+    form.button.click()
+    wait_until(lambda: bool(kiosk_app.windows), 30, "the workspace")
+    board = kiosk_app.windows[0]
+    wait_until(lambda: board.table.rowCount() >= 4, 30, "patients")  # type: ignore[attr-defined]
+    pump(0.5)
+    steps["signed in, ward board with patients"] = _rss() / 2**20
+    for row in (0, 1, 2):
+        _open_chart(kiosk_app, row)
+        pump(0.5)
+        steps[f"chart window {row + 1}"] = _rss() / 2**20
+    print(json.dumps(steps), flush=True)
+    kiosk_app.bridge.run_sync(_logout)
+    kiosk_app.shutdown()
     del app
 
 
@@ -222,6 +270,15 @@ def ui_stall(url: str, refreshes: str = "20", windows: str = "5", period_ms: str
     def stalls() -> list[float]:
         return [max(0.0, b - a - period) for a, b in itertools.pairwise(beats)]
 
+    def ui_thread_times() -> tuple[float, float | None]:
+        """This (UI) thread's CPU seconds, and its seconds waiting for a CPU (Linux)."""
+        try:
+            with open("/proc/thread-self/schedstat", encoding="ascii") as schedstat:
+                waited: float | None = int(schedstat.read().split()[1]) / 1e9
+        except OSError:
+            waited = None
+        return time.thread_time(), waited
+
     # Idle reading: signed in, windows open, nothing requested.
     heartbeat.start()
     run_loop(2.0)
@@ -255,6 +312,8 @@ def ui_stall(url: str, refreshes: str = "20", windows: str = "5", period_ms: str
 
     for window in all_windows:
         chain(window)
+    load_before = os.getloadavg()
+    cpu_before, waited_before = ui_thread_times()
     started = time.perf_counter()
     heartbeat.start()
     for window in all_windows:
@@ -263,6 +322,8 @@ def ui_stall(url: str, refreshes: str = "20", windows: str = "5", period_ms: str
     heartbeat.stop()
     state["running"] = False
     load_s = time.perf_counter() - started
+    cpu_after, waited_after = ui_thread_times()
+    load_after = os.getloadavg()
     loaded = stalls()
     pump(1.0)  # let the last requests land before signing out
     after = kiosk.bridge.run_sync(_metrics)  # type: ignore[attr-defined]
@@ -280,6 +341,16 @@ def ui_stall(url: str, refreshes: str = "20", windows: str = "5", period_ms: str
         "load_s": load_s,
         "answers_per_s": state["answers"] / load_s if load_s else None,
         "timed_out": timed_out,
+        # Context for the stalls: how much the UI thread itself ran, how long it was ready but
+        # waited for a CPU (the rest of a stall is off-CPU: mostly waiting for the GIL), and
+        # the machine's 1-minute load average before and after.
+        "ui_thread_cpu_s": cpu_after - cpu_before,
+        "ui_thread_runqueue_wait_s": (
+            waited_after - waited_before
+            if waited_after is not None and waited_before is not None
+            else None
+        ),
+        "loadavg_1min": [load_before[0], load_after[0]],
         "idle": idle,
     }
     print(json.dumps(result), flush=True)
@@ -295,6 +366,8 @@ if __name__ == "__main__":
         "startup-bare": startup_bare,
         "startup-kiosk": startup_kiosk,
         "rss-floor": rss_floor,
+        "rss-floor-fixed": rss_floor_fixed,
         "rss-kiosk": rss_kiosk,
+        "rss-steps": rss_steps,
         "ui-stall": ui_stall,
     }[probe](*rest)

@@ -7,7 +7,6 @@ is what ``TokenManager.metrics()`` returns and what the Qt security panel shows.
 from __future__ import annotations
 
 import math
-import statistics
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,12 @@ from typing import Any
 #: Latencies kept for the percentiles: a 12 h shift with 5 min tokens refreshes ~160
 #: times, so this holds several shifts.
 LATENCY_WINDOW = 1024
+
+
+def _mean_ms(samples: list[float]) -> float | None:
+    # statistics.fmean is exactly fsum / n; importing statistics loads decimal and fractions
+    # (0.6 MB in the Qt kiosk, which shows the mean only in its security panel).
+    return math.fsum(samples) / len(samples) * 1000 if samples else None
 
 
 def percentile(samples: list[float], fraction: float) -> float | None:
@@ -62,7 +67,7 @@ class Metrics:
             "refresh_failures": self.refresh_failures,
             "refresh_retries": self.refresh_retries,
             "refresh_success_rate": (self.refresh_successes / attempts) if attempts else None,
-            "refresh_latency_mean_ms": statistics.fmean(latencies) * 1000 if latencies else None,
+            "refresh_latency_mean_ms": _mean_ms(latencies),
             "refresh_latency_p50_ms": _ms(percentile(latencies, 0.50)),
             "refresh_latency_p95_ms": _ms(percentile(latencies, 0.95)),
             "requests": self.requests,

@@ -192,7 +192,7 @@ class KioskApp(QObject):
             shift_ends_at=time.time() + self.policy.absolute_cap_s,
         )
         self.locked = False
-        self.login_window.hide()
+        self.login_window.hide_and_release()
         self.login_window.notice.setText("")
         self._last_activity = time.monotonic()
         self.open_window("ward")

@@ -10,14 +10,23 @@ UI thread.
 Why not qasync or QtAsyncio: DESIGN §2 measured QtAsyncio failing at socket I/O (so
 httpx.AsyncClient fails on it) and qasync being fragile under pytest-qt, while a plain loop
 in a thread with queued signals passed every case at the same speed.
+
+The two threads share the GIL, so every microsecond of Python the network thread runs is one
+the UI thread may wait for. :func:`_skip_missing_sniffio` removes the biggest avoidable one:
+httpcore 1.0 calls ``import sniffio`` inside ``current_async_library()``, several times per
+request (its locks, events and cancellation shields), and sniffio is no longer installed with
+anyio 4, so each call searched ``sys.path`` again for a module that is not there: 37 us a
+time, about 15 % of the network thread's GIL time under load (bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import importlib.util
 import itertools
 import logging
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,6 +41,17 @@ log = logging.getLogger(__name__)
 
 Job = Callable[[TokenManager], Awaitable[Any]]
 Callback = Callable[[Any, BaseException | None], None]
+
+
+def _skip_missing_sniffio() -> None:
+    """Make ``import sniffio`` fail at once when sniffio is not installed.
+
+    ``sys.modules[name] = None`` is Python's own "known missing" mark: the import raises
+    ``ModuleNotFoundError`` without searching ``sys.path``. httpcore and anyio treat that
+    error as "not installed, so asyncio", as they do now. An installed sniffio is untouched.
+    """
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 class ApiResult:
@@ -97,6 +117,7 @@ class CoreBridge(QObject):
         """Start the network thread and the token manager in it (returns when ready)."""
         if self._thread is not None:
             return
+        _skip_missing_sniffio()
         ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

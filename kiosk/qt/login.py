@@ -153,6 +153,16 @@ class LoginWindow(QWidget):
         layout.addStretch(2)
         self.resize(640, 480)
 
+    def hide_and_release(self) -> None:
+        """Hide, and free the native window with its backing store until shown again.
+
+        A hidden window keeps its backing store, an image of its size in pixels (1.2 MB at
+        640x480, 8 MB on a full-HD screen), for the whole shift it is not shown. ``show()``
+        creates the native window again when the workspace ends.
+        """
+        self.hide()
+        self.destroy()
+
 
 class LockPage(QWidget):
     """Shown in every window while the workstation is locked; hides all patient data."""

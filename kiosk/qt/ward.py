@@ -3,6 +3,12 @@
 They use the reference server's ward API through the token manager (``CoreBridge.request``).
 An observation is sent with an ``Idempotency-Key``, and its form keeps the typed text until
 the server confirmed it: a failed send, a lock or a re-authentication loses nothing.
+
+A reload changes only what the answer changed: the board updates the cells whose text
+differs, a chart appends new observations, and an answer equal to what is shown changes
+no widget at all. Rebuilding the table and the list on every answer made Qt repaint them
+each time: about six paint events per answer, each a trip through the application's
+Python event filter in the UI thread (bench/RESULTS.md, ``ui_stall_p99_ms``).
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ from kiosk.qt.windows import KioskWindow, WindowRegistry
 
 if TYPE_CHECKING:
     from kiosk.qt.app import KioskApp
+
+
+def _line(observation: dict[str, Any]) -> str:
+    return f"{observation.get('kind')}: {observation.get('value')}"
 
 
 def _problem(result: ApiResult) -> str:
@@ -90,17 +100,34 @@ class WardBoard(KioskWindow):
         if not result.ok or not isinstance(result.data, list):
             self.status.setText(_problem(result).replace(" — your entry is kept", ""))
             return
-        self.patients = [p for p in result.data if isinstance(p, dict)]
-        self.table.setRowCount(len(self.patients))
-        for row, patient in enumerate(self.patients):
-            name = str(patient.get("name", ""))
-            for column, value in enumerate((patient.get("bed", ""), name, patient.get("ward", ""))):
-                item = QTableWidgetItem(str(value))
-                item.setData(Qt.ItemDataRole.UserRole, patient.get("id"))
-                self.table.setItem(row, column, item)
+        patients = [p for p in result.data if isinstance(p, dict)]
+        if patients != self.patients or self.table.rowCount() != len(patients):
+            self._fill_table(patients)
+        self.patients = patients
         self.status.setText(f"{len(self.patients)} patients")
         if self.patients and self.table.currentRow() < 0:
             self.table.selectRow(0)
+
+    def _fill_table(self, patients: list[dict[str, Any]]) -> None:
+        """Show ``patients``, changing only the cells whose text or patient differ."""
+        table = self.table
+        table.setRowCount(len(patients))
+        role = Qt.ItemDataRole.UserRole
+        for row, patient in enumerate(patients):
+            key = patient.get("id")
+            values = (patient.get("bed", ""), patient.get("name", ""), patient.get("ward", ""))
+            for column, value in enumerate(values):
+                text = str(value)
+                item = table.item(row, column)
+                if item is None:
+                    item = QTableWidgetItem(text)
+                    item.setData(role, key)
+                    table.setItem(row, column, item)
+                    continue
+                if item.text() != text:
+                    item.setText(text)
+                if item.data(role) != key:
+                    item.setData(role, key)
 
     def _open_selected(self, *_: object) -> None:
         row = self.table.currentRow()
@@ -150,6 +177,8 @@ class PatientChart(KioskWindow):
         layout.addWidget(self.record_button)
         layout.addWidget(self.message)
         self._pending_key: str | None = None
+        #: The texts the observations list shows (so an unchanged answer changes nothing).
+        self._lines: list[str] = []
         self.recorded = 0
         self.reload()
 
@@ -175,10 +204,23 @@ class PatientChart(KioskWindow):
         if not result.ok or not isinstance(result.data, list):
             self.message.setText(_problem(result).replace(" — your entry is kept", ""))
             return
-        self.observations.clear()
-        for item in result.data:
-            if isinstance(item, dict):
-                self.observations.addItem(f"{item.get('kind')}: {item.get('value')}")
+        self._show_lines([_line(item) for item in result.data if isinstance(item, dict)])
+
+    def _show_lines(self, lines: list[str]) -> None:
+        """Make the list show ``lines``: nothing to do when it already does, append when
+        the list only grew, else refill."""
+        widget = self.observations
+        shown = self._lines
+        if widget.count() == len(shown):
+            if lines == shown:
+                return
+            if lines[: len(shown)] == shown:
+                widget.addItems(lines[len(shown) :])
+                self._lines = lines
+                return
+        widget.clear()
+        widget.addItems(lines)
+        self._lines = lines
 
     def record(self) -> None:
         """POST the form; keep it (and the same idempotency key) until the server confirms."""
@@ -215,7 +257,7 @@ class PatientChart(KioskWindow):
         self.value.clear()
         self.message.setText("Saved.")
         data = result.data if isinstance(result.data, dict) else {}
-        self.observations.addItem(f"{data.get('kind')}: {data.get('value')}")
+        self._show_lines([*self._lines, _line(data)])
 
 
 def register(registry: WindowRegistry) -> None:

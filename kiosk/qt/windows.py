@@ -111,10 +111,14 @@ class KioskWindow(QMainWindow):
             menu.addAction(action)
             self.addAction(action)  # the shortcut works even with the menu bar hidden
         windows = self.menuBar().addMenu("&Windows")
+        open_window = self.app.open_window
         for kind in self.app.registry.kinds():
             if kind.in_menu:
                 action = QAction(kind.title, self)
-                action.triggered.connect(lambda _=False, n=kind.name: self.app.open_window(n))
+                # Not ``self.app.open_window`` inside the lambda: a slot that refers to its own
+                # window keeps it alive (a cycle through Qt that Python's GC cannot see), so a
+                # closed window and its backing store stayed in memory for the whole shift.
+                action.triggered.connect(lambda _=False, n=kind.name: open_window(n))
                 windows.addAction(action)
 
     @property

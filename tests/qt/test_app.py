@@ -143,3 +143,79 @@ def test_signing_out_closes_everything_and_revokes(qtbot, make_app, simplejwt_se
     assert app.login_window.isVisible()
     assert app.bridge.run_sync(_vault_session) is None
     assert app.bridge.state == "logged_out"
+
+
+def test_the_hidden_sign_in_window_gives_its_backing_store_back(qtbot, make_app, simplejwt_server):
+    app = make_app(simplejwt_server)
+    assert app.login_window.windowHandle() is not None
+    sign_in(qtbot, app)
+    # Hidden for the whole shift: no native window, no backing store (kiosk/qt/login.py).
+    assert app.login_window.windowHandle() is None
+    with qtbot.waitSignal(app.signed_out, timeout=10000):
+        app.sign_out()
+    assert app.login_window.isVisible()
+    assert app.login_window.windowHandle() is not None
+    sign_in(qtbot, app)  # and it works again
+    assert [w.kind for w in app.windows] == ["ward"]
+
+
+def test_a_closed_window_is_freed(qtbot, make_app, simplejwt_server):
+    import gc
+    import weakref
+
+    app = make_app(simplejwt_server)
+    sign_in(qtbot, app)
+    closed = []
+    for kind in ("chart", "security", "policy"):
+        window = _chart(qtbot, app) if kind == "chart" else app.open_window(kind)
+        qtbot.wait(200)
+        closed.append(weakref.ref(window))
+        window.close()
+        del window
+    qtbot.waitUntil(lambda: (gc.collect(), all(ref() is None for ref in closed))[1], timeout=5000)
+    assert [w.kind for w in app.windows] == ["ward"]
+
+
+def test_a_reload_changes_only_what_the_answer_changed(qtbot, make_app, simplejwt_server):
+    from kiosk.qt.bridge import ApiResult
+
+    app = make_app(simplejwt_server)
+    sign_in(qtbot, app)
+    board = app.windows[0]
+    qtbot.waitUntil(lambda: board.table.rowCount() > 1, timeout=10000)
+    changes: list[object] = []
+    model = board.table.model()
+    for signal in (model.dataChanged, model.rowsInserted, model.rowsRemoved, model.modelReset):
+        signal.connect(lambda *args: changes.append(args))
+    patients = [dict(p) for p in board.patients]
+    board._show_patients(ApiResult(200, [dict(p) for p in patients], None))
+    assert changes == []  # the same answer: no widget touched, nothing to repaint
+    patients[1]["name"] = "Renamed Patient"
+    board._show_patients(ApiResult(200, patients, None))
+    assert len(changes) == 1
+    assert board.table.item(1, 1).text() == "Renamed Patient"
+    assert board.table.item(0, 1).text() == patients[0]["name"]
+    board._show_patients(ApiResult(200, patients[:1], None))
+    assert board.table.rowCount() == 1
+    assert board.status.text() == "1 patients"
+
+    chart = app.open_window("chart", patient=board.patients[0])
+    with qtbot.waitSignal(chart.api_finished, timeout=10000):
+        pass  # its own first load, before the answers below
+    observation = {"kind": "pulse", "value": "70"}
+    chart._show_observations(ApiResult(200, [observation], None))
+    assert [chart.observations.item(i).text() for i in range(chart.observations.count())] == [
+        "pulse: 70"
+    ]
+    rows: list[object] = []
+    chart.observations.model().rowsInserted.connect(lambda *args: rows.append(args))
+    chart.observations.model().rowsRemoved.connect(lambda *args: rows.append(args))
+    chart._show_observations(ApiResult(200, [observation], None))
+    assert rows == []
+    chart._show_observations(ApiResult(200, [observation, {"kind": "bp", "value": "120/80"}], None))
+    assert len(rows) == 1  # appended, not refilled
+    assert chart.observations.item(1).text() == "bp: 120/80"
+    chart._show_observations(ApiResult(200, [{"kind": "note", "value": "x"}], None))
+    assert [chart.observations.item(i).text() for i in range(chart.observations.count())] == [
+        "note: x"
+    ]
