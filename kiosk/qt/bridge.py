@@ -16,7 +16,7 @@ the UI thread may wait for. :func:`_skip_missing_sniffio` removes the biggest av
 httpcore 1.0 calls ``import sniffio`` inside ``current_async_library()``, several times per
 request (its locks, events and cancellation shields), and sniffio is no longer installed with
 anyio 4, so each call searched ``sys.path`` again for a module that is not there: 37 us a
-time, about 15 % of the network thread's GIL time under load (bench/RESULTS.md).
+time, about 14 % of the network thread's GIL time under load (bench/RESULTS.md).
 """
 
 from __future__ import annotations
