@@ -6,6 +6,11 @@ token that replaced the rejected one (refreshing if the rejected one was current
 401's body is read before waiting, which returns its pooled connection: a waiter still
 holding its connection can starve the very refresh it waits for (DESIGN §9).
 
+A request that waited at the gate may come back with a *ticket* from the gate's hand-off:
+the flow hands it back as soon as the answer (or a failure) arrives, which is how the
+hand-off keeps only so many of the requests it let go unanswered at once (see
+kiosk.core.manager).
+
 Only the async flow exists: the manager's state lives on one asyncio loop; the Qt shell
 reaches it through its bridge, not through a sync client.
 """
@@ -58,10 +63,18 @@ class TokenAuth(httpx.Auth):
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         manager = self._manager
         timeout = request.extensions.get(GATE_TIMEOUT_EXTENSION)
-        token = await manager.access_token(timeout=timeout)
+        token, ticket = await manager._token_for_request(timeout)
         manager._metrics.requests += 1
         self._authorize(request, token)
-        response = yield request
+        if ticket is None:
+            response = yield request
+        else:
+            try:
+                response = yield request
+            except BaseException:  # the request failed (or was cancelled): no round trip
+                manager._request_answered(ticket, sample=False)
+                raise
+            manager._request_answered(ticket)
         if response.status_code not in {401, 403}:
             return
         await response.aread()
@@ -71,10 +84,18 @@ class TokenAuth(httpx.Auth):
         if code != "token_not_valid":
             self._visible(response)
             return
-        replacement = await manager.token_rejected(token, timeout=timeout)
+        replacement, ticket = await manager._replacement_for_request(token, timeout)
         manager._metrics.requests_replayed += 1
         self._authorize(request, replacement)
-        response = yield request
+        if ticket is None:
+            response = yield request
+        else:
+            try:
+                response = yield request
+            except BaseException:  # the request failed (or was cancelled): no round trip
+                manager._request_answered(ticket, sample=False)
+                raise
+            manager._request_answered(ticket)
         if response.status_code in {401, 403}:
             await response.aread()
             code = _rejection_code(response)

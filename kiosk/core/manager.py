@@ -9,11 +9,15 @@ tokens to requests through a *gate*:
   timer (2,000 sequential requests must cost ≤ 5 % over a static header);
 * **single flight** - when no usable token exists, the first caller starts *the*
   refresh cycle (one asyncio task: attempts, backoff, outcome-unknown probing) and
-  every caller awaits that same task with its own deadline, so 1,000 concurrent
+  every caller waits for that same task with its own deadline, so 1,000 concurrent
   requests on an expired token cause exactly one refresh;
 * **deadlines** run on the injected clock; a waiter that gives up never cancels the
-  refresh (it is shielded), and a refresh that fails for good fails every waiter at
-  once with :class:`~kiosk.core.errors.NeedsReauthenticationError`.
+  refresh, and a refresh that fails for good fails every waiter at once (in one loop
+  iteration) with :class:`~kiosk.core.errors.NeedsReauthenticationError`;
+* **hand-off** - when the refresh lands, the waiters are let go in FIFO order, at most
+  :data:`GATE_RELEASE_BATCH` per event-loop iteration, and at most an adaptive limit of
+  the requests let go (those of :class:`TokenAuth`) unanswered at once; requests that
+  arrive meanwhile, replays of 401s included, queue behind them (:class:`_Handoff`).
 
 A deliberate difference from DESIGN §3 ("while a refresh runs requests wait"): a
 proactive refresh starts well before ``exp``, and during it the current access token
@@ -25,19 +29,73 @@ on flaky Wi-Fi then costs the nurse nothing until the access token really runs o
 Token calls use the manager's own ``httpx.AsyncClient`` (its own connection pool), so a
 refresh never queues behind a burst of API requests in the application's pool - one of
 the mechanics behind the hangs measured in DESIGN §9.
+
+Why the hand-off (measured on the shared 2-core bench machine, reference server gunicorn
+gthread 2x8, simplejwt rotation + blacklist, 1,000 concurrent GETs on an expired token,
+httpx 0.29 / httpcore 1.0.9):
+
+* The gate used to let every waiter go in the loop iteration the refresh landed in. All
+  1,000 requests then entered the application's pool together, found no idle connection
+  and opened ~1,000; httpcore's ``_assign_requests_to_connections`` runs on every request
+  start and response close and costs O(connections) plus, per *idle* connection, a socket
+  check and another O(connections) scan, so the burst spent its time in the pool:
+  ``bench/run.py --quick --json`` (bench/out/quick1.json) kiosk 25.8 s against authlib's
+  AsyncOAuth2Client 5.4 s in the same run (``burst_wall_ratio`` 4.80); a *valid* static
+  token sent all at once costs the same (bench/burst_probe.py: 24-30 s, 1,000 connections).
+* One waiter per loop iteration, FIFO (what authlib's ``anyio.Lock`` amounts to, and the
+  first version of this hand-off) fixes the worst of it - 3.8-9.9 s, ``burst_wall_ratio``
+  1.23, 1.45, 1.59 in three quick runs (quick2-4.json) - but does not beat authlib: nothing
+  keeps the entries from outrunning the server, so requests pile up in flight until the
+  pool's own bookkeeping has slowed the client down to the server's pace. How many
+  connections that takes (14 to 86 here) depends on how fast the first answers come back
+  (probably against kiosk in run.py, whose burst meets the server first after the idle
+  wait). Releasing more per iteration is worse still (4-16 per iteration: 14-15 s; 8 per
+  iteration opened 150-170 connections).
+* So the hand-off also limits how many of the requests it let go may be unanswered at
+  once. :class:`TokenAuth` returns each request's *ticket* when its answer arrives; the
+  limit starts at :data:`HANDOFF_MIN_LIMIT` when a refresh lands and adapts like TCP Vegas
+  (the Netflix concurrency-limits formulation): from the round-trip times on the injected
+  clock it estimates how many requests queue at the server, ``limit * (1 - min_rtt/rtt)``,
+  grows by one per answer below :data:`HANDOFF_QUEUE_LOW`, shrinks by one above
+  :data:`HANDOFF_QUEUE_HIGH`, within [:data:`HANDOFF_MIN_LIMIT`, :data:`HANDOFF_MAX_LIMIT`].
+  A fast parallel server is filled (the limit doubles per round trip while nothing
+  queues); a CPU-bound one gets a few more requests than it serves at once, and the pool
+  stays at a handful of busy connections. If the limit is full and no answer comes for
+  :data:`HANDOFF_STALL_S` (long polls, uploads), it widens by one, so long requests delay
+  the queue behind them but never block it. Requests that do not report (callers of
+  :meth:`TokenManager.access_token`) only take their FIFO turn.
+* Each waiter is one future (queued behind the refresh, then in the hand-off) and one
+  entry in a deadline heap kept by a single task on the injected clock, instead of the
+  two tasks per waiter of ``wait_with_deadline``: 1,000 waiters no longer cost a loop
+  iteration of 2,000 task steps before the refresh even starts.
+
+After (``bench/run.py --quick --json``, bench/out/quick5-7.json): kiosk 2.38 / 1.70 /
+1.93 s against authlib 3.79 / 2.35 / 2.76 s, ``burst_wall_ratio`` 0.63 / 0.73 / 0.70,
+1 refresh and 0 failures each; ``overhead_ratio`` 0.95 / 0.93 / 1.01 and
+``refresh_latency_ratio`` 1.05 / 1.09 / 1.09 (1.096 before the change: ``refresh()`` and the
+fast path do not go through the hand-off). ``python bench/burst_probe.py``
+(bench/out/probe_after.json, two rounds each, medians): kiosk 2.67 s (10-12 connections,
+1.5-1.8 s client CPU), authlib 4.16 s (15-29 connections, 2.3-4.9 s), one per iteration
+without the limit 6.64 s (53-86 connections), all at once (the old gate) 25.2 s (1,000).
+The machine is shared and noisy: single runs of the same code vary by +-30 %.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
+import heapq
 import hmac
+import itertools
 import logging
+import math
 import random
 import secrets
 import ssl
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -106,8 +164,29 @@ SCHEDULER_TICK_S = 15.0
 #: A wall-clock/monotonic disagreement beyond this is reported as a clock jump.
 CLOCK_JUMP_S = 5.0
 
+#: Waiters the gate lets go per event-loop iteration once a token is there (FIFO). See the
+#: module docstring for why and for the figures behind the values.
+GATE_RELEASE_BATCH = 1
+#: Requests let go by the gate's hand-off that may be unanswered at once: the limit starts
+#: at the minimum after each refresh and adapts (Vegas) between the minimum and maximum.
+HANDOFF_MIN_LIMIT = 4
+HANDOFF_MAX_LIMIT = 64
+#: Vegas thresholds: the limit grows while fewer than ``LOW`` of the unanswered requests
+#: seem to queue at the server (estimated from the round-trip times), shrinks above ``HIGH``.
+HANDOFF_QUEUE_LOW = 3.0
+HANDOFF_QUEUE_HIGH = 6.0
+#: The limit is full and no answer came for this long (or 8 minimum round trips, if longer):
+#: the requests out there are long ones (long polls, uploads); widen the limit by one.
+HANDOFF_STALL_S = 1.0
+#: Refreshes one waiter may sit through before giving up on a server whose fresh access
+#: tokens are never usable.
+_MAX_GATE_REFRESHES = 3
+
 #: Transport failures where the request certainly did not reach the server.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+#: States in which a waiter at the gate may still get a token.
+_GATE_OPEN_STATES = LIVE_STATES - {State.NEEDS_REAUTH}
 
 _STATE_SEVERITY = {
     State.RETRYING: Severity.MEDIUM,
@@ -118,6 +197,180 @@ _STATE_SEVERITY = {
 
 class _OutcomeUnknown(Exception):
     """The refresh request may have reached the server; no usable answer came back."""
+
+
+class _Ticket:
+    """One request the hand-off let go: :class:`TokenAuth` reports when it is answered."""
+
+    __slots__ = ("epoch", "open", "sent_at")
+
+    def __init__(self, epoch: int, sent_at: float) -> None:
+        self.epoch = epoch
+        self.sent_at = sent_at
+        self.open = True
+
+
+#: A gate waiter: its future and whether its request will report its answer (TokenAuth).
+_Waiter = tuple[asyncio.Future["_Ticket | None"], bool]
+
+
+class _Handoff:
+    """How the gate lets its waiters go once a token is there (see the module docstring).
+
+    * FIFO: waiters get their turn in the order they arrived;
+    * at most :data:`GATE_RELEASE_BATCH` per event-loop iteration;
+    * at most :attr:`limit` of the requests let go that report their answers (those of
+      :class:`TokenAuth`) unanswered at once. The limit is adaptive, after TCP Vegas: from
+      the round-trip times it estimates how many requests queue at the server
+      (``limit * (1 - min_rtt / rtt)``) and grows while that is below
+      :data:`HANDOFF_QUEUE_LOW`, shrinks above :data:`HANDOFF_QUEUE_HIGH`;
+    * every waiter's deadline, on the injected clock, kept by one task for all of them;
+    * once the session is gone every waiter goes at once (they all fail the same way).
+    """
+
+    def __init__(self, clock: Clock, session_gone: Callable[[], bool]) -> None:
+        self._clock = clock
+        self._session_gone = session_gone
+        self.queue: deque[_Waiter] = deque()
+        self._scheduled = False
+        self._blocked = False
+        # The adaptive limit, for the current drain (a refresh landing starts a new one).
+        self._epoch = 0
+        self.limit = float(HANDOFF_MIN_LIMIT)
+        self._min_rtt = math.inf
+        self.unanswered = 0
+        self._progress_at = 0.0
+        # Deadlines (clock monotonic) and the one task that keeps them.
+        self._deadlines: list[tuple[float, int, asyncio.Future[_Ticket | None]]] = []
+        self._seq = itertools.count()
+        self._keeper: asyncio.Task[None] | None = None
+        self._keeper_target = math.inf
+
+    # -------------------------------------------------------------- queue and release
+
+    def new_drain(self) -> None:
+        """A refresh landed: start the limit afresh (the server's state is not known)."""
+        self._epoch += 1
+        self.limit = float(HANDOFF_MIN_LIMIT)
+        self._min_rtt = math.inf
+        self.unanswered = 0
+        self._progress_at = self._clock.monotonic()
+
+    def enqueue(self, waiters: Iterable[_Waiter]) -> None:
+        self.queue.extend(waiters)
+        self.poke()
+
+    def poke(self) -> None:
+        """Something changed (an answer, a waiter gave up, the session state): release."""
+        if self.queue and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._release)
+
+    def _release(self) -> None:
+        """One loop iteration's hand-off."""
+        self._scheduled = False
+        queue = self.queue
+        gone = self._session_gone()
+        budget = len(queue) if gone else GATE_RELEASE_BATCH
+        blocked = False
+        while queue and budget > 0:
+            waiter, reports = queue[0]
+            if waiter.done():
+                queue.popleft()
+                continue
+            ticket = None
+            if reports and not gone:
+                if self.unanswered >= self.limit:
+                    blocked = True  # FIFO: everyone behind waits for an answer too
+                    break
+                self.unanswered += 1
+                ticket = _Ticket(self._epoch, self._clock.monotonic())
+            queue.popleft()
+            waiter.set_result(ticket)
+            budget -= 1
+        if blocked and not self._blocked:
+            self._progress_at = self._clock.monotonic()
+            self._wake_keeper_by(self._stall_at())
+        self._blocked = blocked
+        if queue and not blocked:
+            self.poke()
+
+    def answered(self, ticket: _Ticket, *, sample: bool = True) -> None:
+        """The request ``ticket`` let go was answered (or will not be sent after all)."""
+        if not ticket.open:
+            return
+        ticket.open = False
+        if ticket.epoch != self._epoch:
+            return
+        self.unanswered -= 1
+        now = self._clock.monotonic()
+        self._progress_at = now
+        if sample:
+            rtt = now - ticket.sent_at
+            self._min_rtt = min(self._min_rtt, rtt)
+            queued = self.limit * (1.0 - self._min_rtt / rtt) if rtt > 0 else 0.0
+            if queued < HANDOFF_QUEUE_LOW:
+                self.limit = min(self.limit + 1.0, float(HANDOFF_MAX_LIMIT))
+            elif queued > HANDOFF_QUEUE_HIGH:
+                self.limit = max(self.limit - 1.0, float(HANDOFF_MIN_LIMIT))
+        self.poke()
+
+    def _stall_at(self) -> float:
+        rtt = self._min_rtt if math.isfinite(self._min_rtt) else 0.0
+        return self._progress_at + max(HANDOFF_STALL_S, 8.0 * rtt)
+
+    # -------------------------------------------------------------- deadlines
+
+    def arm(self, deadline: float, waiter: asyncio.Future[_Ticket | None]) -> None:
+        """Fail ``waiter`` with :class:`DeadlineExceeded` at ``deadline`` (clock monotonic)."""
+        if math.isfinite(deadline):
+            heapq.heappush(self._deadlines, (deadline, next(self._seq), waiter))
+            self._wake_keeper_by(deadline)
+
+    def disarm(self) -> None:
+        """No waiter is left: drop the deadlines and stop the keeper (no timer lingers)."""
+        self._deadlines.clear()
+        self._keeper_target = math.inf
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None and not keeper.done():
+            keeper.cancel()
+
+    def close(self) -> None:
+        self.disarm()
+
+    def _wake_keeper_by(self, when: float) -> None:
+        keeper = self._keeper
+        if keeper is not None and not keeper.done():
+            if when >= self._keeper_target:
+                return
+            keeper.cancel()  # it sleeps until later than ``when``
+        self._keeper = asyncio.create_task(self._keep(), name="kiosk-gate-deadlines")
+        self._keeper_target = when  # the new keeper wakes by then at the latest
+
+    async def _keep(self) -> None:
+        heap = self._deadlines
+        while True:
+            now = self._clock.monotonic()
+            while heap and (heap[0][2].done() or heap[0][0] <= now):
+                _, _, waiter = heapq.heappop(heap)
+                if not waiter.done():
+                    waiter.set_exception(DeadlineExceeded("the gate's deadline passed"))
+            wake = heap[0][0] if heap else math.inf
+            if self._blocked:
+                stall_at = self._stall_at()
+                if stall_at <= now:
+                    # The limit is full of requests that take long: let one more go
+                    # (past HANDOFF_MAX_LIMIT too - long requests must not block the queue).
+                    self.limit += 1.0
+                    self._progress_at = now
+                    self.poke()
+                    stall_at = self._stall_at()
+                wake = min(wake, stall_at)
+            if not math.isfinite(wake):
+                break
+            self._keeper_target = wake
+            await self._clock.sleep(wake - now)
+        self._keeper_target = math.inf
 
 
 class TokenManager:
@@ -167,6 +420,10 @@ class TokenManager:
         self._refresh_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._login_lock = asyncio.Lock()
+        # The gate: the waiters of the refresh in flight, the hand-off, how many wait.
+        self._refresh_waiters: list[_Waiter] = []
+        self._handoff = _Handoff(self._clock, self._session_gone)
+        self._gate_waiters = 0
         self._auth: TokenAuth | None = None
         # The session.
         self._user: str | None = None
@@ -218,6 +475,7 @@ class TokenManager:
 
     async def aclose(self) -> None:
         """Stop the scheduler and close the token client (the session is not signed out)."""
+        self._handoff.close()
         for task in (self._scheduler, self._refresh_task):
             if task is not None and not task.done():
                 task.cancel()
@@ -492,14 +750,41 @@ class TokenManager:
             GateTimeoutError: no valid token within the deadline.
         """
         token = self._usable_access()
-        if token is not None:
+        if token is not None and not self._handoff.queue:
             return token
+        return (await self._wait_at_gate(timeout, reports=False))[0]
+
+    async def _token_for_request(
+        self, timeout: float | None = None
+    ) -> tuple[Token, _Ticket | None]:
+        """:meth:`access_token` for :class:`TokenAuth`, with the hand-off's ticket if any.
+
+        A ticket (the request was let go by the hand-off) must be given back to
+        :meth:`_request_answered` when the request's answer arrives or it fails.
+        """
+        token = self._usable_access()
+        if token is not None and not self._handoff.queue:
+            return token, None
+        return await self._wait_at_gate(timeout, reports=True)
+
+    def _request_answered(self, ticket: _Ticket, *, sample: bool = True) -> None:
+        self._handoff.answered(ticket, sample=sample)
+
+    async def _wait_at_gate(
+        self, timeout: float | None, *, reports: bool
+    ) -> tuple[Token, _Ticket | None]:
         limit = self._policy.gate_timeout_s if timeout is None else timeout
         try:
-            return await wait_with_deadline(self._clock, self._wait_for_access(), limit)
+            return await self._wait_for_access(limit, reports=reports)
         except DeadlineExceeded:
             self._metrics.gate_timeouts += 1
-            message = f"no valid access token within {limit:g} s (session {self.state.value})"
+            if self._usable_access() is not None:
+                message = (
+                    f"no turn at the gate within {limit:g} s: the requests let go before "
+                    "this one were still waiting for the server's answers"
+                )
+            else:
+                message = f"no valid access token within {limit:g} s (session {self.state.value})"
             self._emit(EventKind.GATE_TIMEOUT, Severity.MEDIUM, message)
             raise GateTimeoutError(message) from None
 
@@ -509,9 +794,19 @@ class TokenManager:
         If ``token`` is still the current one, it is marked unusable and a refresh runs
         (single flight); if a newer token exists already, that one is returned at once.
         """
+        self._mark_rejected(token)
+        return await self.access_token(timeout=timeout)
+
+    async def _replacement_for_request(
+        self, token: Token, timeout: float | None = None
+    ) -> tuple[Token, _Ticket | None]:
+        """:meth:`token_rejected` for :class:`TokenAuth` (see :meth:`_token_for_request`)."""
+        self._mark_rejected(token)
+        return await self._token_for_request(timeout)
+
+    def _mark_rejected(self, token: Token) -> None:
         if self._access is not None and self._access.jti == token.jti:
             self._rejected_jti = token.jti
-        return await self.access_token(timeout=timeout)
 
     def session_revoked(self, token: Token, reason: str) -> NeedsReauthenticationError:
         """An API request carrying ``token`` got a final 401 (``password_changed``...).
@@ -562,15 +857,77 @@ class TokenManager:
             return None
         return token
 
-    async def _wait_for_access(self) -> Token:
-        for _ in range(3):
-            self._raise_if_no_session()
-            token = self._usable_access()
-            if token is not None:
-                return token
-            await self._refresh_single_flight()
-        # Refreshes succeed but never yield a usable token: refuse to loop (okta-auth-js #472).
-        raise ServerResponseError("the server keeps issuing access tokens that are already expired")
+    async def _wait_for_access(
+        self, limit: float, *, reports: bool
+    ) -> tuple[Token, _Ticket | None]:
+        """The gate's slow path: wait for the refresh and then for this waiter's turn.
+
+        Each pass waits on one future of its own, queued either behind the refresh in
+        flight (:meth:`_refresh_landed` fails them all at once, or hands them to the
+        hand-off in order) or directly in the hand-off's queue; the hand-off's keeper
+        fails it with :class:`DeadlineExceeded` when ``limit`` runs out first.
+        """
+        loop = asyncio.get_running_loop()
+        handoff = self._handoff
+        deadline = self._clock.monotonic() + limit
+        self._gate_waiters += 1
+        try:
+            refreshes = 0
+            while True:
+                self._raise_if_no_session()
+                waiter: asyncio.Future[_Ticket | None] = loop.create_future()
+                if self._usable_access() is None:
+                    if refreshes == _MAX_GATE_REFRESHES:
+                        # Refreshes succeed but never yield a usable token: refuse to loop
+                        # (okta-auth-js #472).
+                        raise ServerResponseError(
+                            "the server keeps issuing access tokens that are already expired"
+                        )
+                    refreshes += 1
+                    self._ensure_refresh()
+                    self._refresh_waiters.append((waiter, reports))
+                else:
+                    # A token is there but earlier waiters are still being handed theirs.
+                    handoff.enqueue(((waiter, reports),))
+                handoff.arm(deadline, waiter)
+                try:
+                    ticket = await waiter
+                except BaseException:
+                    if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                        ticket = waiter.result()  # let go just before this task was cancelled
+                        if ticket is not None:
+                            handoff.answered(ticket, sample=False)
+                    handoff.poke()  # the queue may have been waiting on this one
+                    raise
+                token = None if self._session_gone() else self._usable_access()
+                if token is not None:
+                    return token, ticket
+                if ticket is not None:
+                    handoff.answered(ticket, sample=False)  # nothing will be sent with it
+        finally:
+            self._gate_waiters -= 1
+            if not self._gate_waiters:
+                handoff.disarm()
+
+    def _refresh_landed(self, waiters: list[_Waiter], task: asyncio.Task[None]) -> None:
+        """The refresh ``waiters`` waited for is over: fail them all, or queue them in order."""
+        if task.cancelled():
+            for waiter, _ in waiters:
+                if not waiter.done():
+                    waiter.cancel()
+            return
+        exc = task.exception()
+        if exc is not None:
+            for waiter, _ in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        self._handoff.new_drain()
+        self._handoff.enqueue(w for w in waiters if not w[0].done())
+
+    def _session_gone(self) -> bool:
+        """Whether :meth:`_raise_if_no_session` would raise."""
+        return self._machine.state not in _GATE_OPEN_STATES
 
     def _raise_if_no_session(self) -> None:
         state = self._machine.state
@@ -585,12 +942,19 @@ class TokenManager:
             raise NotLoggedInError("No one is signed in.")
 
     async def _refresh_single_flight(self) -> None:
+        await asyncio.shield(self._ensure_refresh())
+
+    def _ensure_refresh(self) -> asyncio.Task[None]:
+        """The refresh in flight, started if there is none (single flight)."""
         task = self._refresh_task
         if task is None or task.done():
             task = asyncio.create_task(self._refresh_cycle(), name="kiosk-refresh")
             task.add_done_callback(_retrieve_exception)
+            # The gate's waiters for *this* refresh: a later refresh gets its own list.
+            self._refresh_waiters = []
+            task.add_done_callback(functools.partial(self._refresh_landed, self._refresh_waiters))
             self._refresh_task = task
-        await asyncio.shield(task)
+        return task
 
     # ------------------------------------------------------------------ the refresh cycle
 
@@ -1019,6 +1383,8 @@ class TokenManager:
         transition = self._machine.handle(event)
         if transition.old is transition.new:
             return
+        if self._handoff.queue:
+            self._handoff.poke()  # the session may be gone: its waiters fail at once
         self._emit(
             EventKind.STATE_CHANGED,
             _STATE_SEVERITY.get(transition.new, Severity.INFO),

@@ -28,6 +28,8 @@ from kiosk.core import (
     TokenManager,
     TokenValidationError,
 )
+from kiosk.core.auth import GATE_TIMEOUT_EXTENSION
+from kiosk.core.manager import HANDOFF_MIN_LIMIT, HANDOFF_QUEUE_HIGH, HANDOFF_STALL_S
 from kiosk.testing.clock import VirtualClock, settle
 
 BASE = "http://127.0.0.1:9"
@@ -541,3 +543,439 @@ async def test_the_previous_nurses_shift_cap_does_not_end_a_tap_over_session(clo
     assert tm.state is State.ENDED
     assert kinds(events).count("shift_cap_reached") == 1
     await tm.aclose()
+
+
+# ----------------------------------------------------------------- the gate's hand-off
+#
+# Once a refresh lands, the gate lets its waiters go in FIFO order, at most
+# GATE_RELEASE_BATCH per event-loop iteration (module docstring of kiosk.core.manager).
+# "Loop iteration" is observed with a callback that re-schedules itself: asyncio runs the
+# callbacks that were ready when an iteration began, so it runs exactly once per iteration.
+
+
+class LoopTurns:
+    """Counts event-loop iterations while it runs."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._loop = asyncio.get_running_loop()
+        self._handle = self._loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        self.n += 1
+        self._handle = self._loop.call_soon(self._tick)
+
+    def stop(self) -> None:
+        self._handle.cancel()
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """The fake server, noting the loop iteration at which each API request arrives."""
+
+    def __init__(self, fake: FakeSimpleJWT, turns: LoopTurns) -> None:
+        self._inner = fake.transport()
+        self._turns = turns
+        #: (loop iteration, x-seq header, Authorization header) per API request.
+        self.arrivals: list[tuple[int, int, str]] = []
+        #: If set, requests are answered only once it is set (they pile up in the transport).
+        self.hold: asyncio.Event | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        seq = int(request.headers.get("x-seq", "-1"))
+        self.arrivals.append((self._turns.n, seq, request.headers.get("authorization", "")))
+        if self.hold is not None:
+            await self.hold.wait()
+        return await self._inner.handle_async_request(request)
+
+    def per_turn(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for turn, _, _ in self.arrivals:
+            counts[turn] = counts.get(turn, 0) + 1
+        return counts
+
+
+async def _expire_with_refresh_held(tm: TokenManager, fake: FakeSimpleJWT, clock) -> None:
+    """Let the access token expire while the scheduler's refresh is held at the fake's gate."""
+    fake.refresh_gate = asyncio.Event()
+    await clock.advance(1000)
+    assert tm.state is State.REFRESHING
+    assert tm._usable_access() is None
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+async def test_a_burst_enters_the_transport_at_most_a_batch_per_loop_iteration(
+    session, clock, monkeypatch, batch
+):
+    tm, fake, _ = session
+    monkeypatch.setattr("kiosk.core.manager.GATE_RELEASE_BATCH", batch)
+    await _expire_with_refresh_held(tm, fake, clock)
+    turns = LoopTurns()
+    transport = RecordingTransport(fake, turns)
+    async with httpx.AsyncClient(base_url=BASE, auth=tm.auth, transport=transport) as api:
+        burst = [asyncio.create_task(api.get("/api/me/")) for _ in range(1000)]
+        await settle()
+        assert transport.arrivals == []  # all of them wait at the gate
+        fake.refresh_gate.set()
+        responses = await asyncio.gather(*burst)
+    turns.stop()
+    assert [r.status_code for r in responses] == [200] * 1000
+    assert fake.calls["refresh"] == 1  # single flight for 1,000 requests through tm.auth
+    assert fake.api_401 == 0
+    per_turn = transport.per_turn()
+    assert max(per_turn.values()) == batch
+    assert len(per_turn) >= 1000 // batch
+    assert {auth for _, _, auth in transport.arrivals} == {f"Bearer {tm._access.reveal()}"}
+
+
+async def test_the_gate_releases_its_waiters_in_fifo_order(session, clock):
+    tm, fake, _ = session
+    await _expire_with_refresh_held(tm, fake, clock)
+    turns = LoopTurns()
+    transport = RecordingTransport(fake, turns)
+    async with httpx.AsyncClient(base_url=BASE, auth=tm.auth, transport=transport) as api:
+        burst = []
+        for seq in range(300):
+            burst.append(asyncio.create_task(api.get("/api/me/", headers={"x-seq": str(seq)})))
+            if seq % 7 == 0:
+                await asyncio.sleep(0)  # arrivals spread over several loop iterations
+        await settle()
+        fake.refresh_gate.set()
+        await asyncio.gather(*burst)
+    turns.stop()
+    assert [seq for _, seq, _ in transport.arrivals] == list(range(300))
+
+
+async def test_requests_arriving_while_the_gate_drains_queue_behind_its_waiters(
+    session, clock, monkeypatch
+):
+    tm, fake, _ = session
+    monkeypatch.setattr("kiosk.core.manager.GATE_RELEASE_BATCH", 1)
+    await _expire_with_refresh_held(tm, fake, clock)
+    turns = LoopTurns()
+    transport = RecordingTransport(fake, turns)
+    async with httpx.AsyncClient(base_url=BASE, auth=tm.auth, transport=transport) as api:
+        waiting = [
+            asyncio.create_task(api.get("/api/me/", headers={"x-seq": str(seq)}))
+            for seq in range(200)
+        ]
+        await settle()
+        fake.refresh_gate.set()
+        while not transport.arrivals:
+            await asyncio.sleep(0)
+        # The token is valid again, but 199 waiters are still queued: a newcomer must not
+        # overtake them (it would also enter the pool outside the hand-off's pace).
+        assert tm._usable_access() is not None
+        newcomers = [
+            asyncio.create_task(api.get("/api/me/", headers={"x-seq": str(seq)}))
+            for seq in range(200, 210)
+        ]
+        await asyncio.gather(*waiting, *newcomers)
+    turns.stop()
+    assert [seq for _, seq, _ in transport.arrivals] == list(range(210))
+    assert max(transport.per_turn().values()) == 1
+
+
+async def test_a_deadline_passes_while_waiting_for_the_handoff(session, clock, monkeypatch):
+    tm, fake, events = session
+    monkeypatch.setattr("kiosk.core.manager.GATE_RELEASE_BATCH", 1)
+    await _expire_with_refresh_held(tm, fake, clock)
+    ahead = [asyncio.create_task(tm.access_token()) for _ in range(500)]
+    late = asyncio.create_task(tm.access_token(timeout=5))
+    await settle()
+    fake.refresh_gate.set()
+    await settle(5)
+    # The refresh has landed; the waiters are being handed the token one per iteration.
+    assert tm.state is State.ACTIVE
+    assert not late.done()
+    assert sum(w.done() for w in ahead) < 100
+    await clock.advance(5.1)  # runs ~50 loop iterations, then the late waiter's deadline
+    assert late.done()
+    with pytest.raises(GateTimeoutError):
+        late.result()
+    assert sum(w.done() for w in ahead) < 500  # it gave up while still queued
+    assert "gate_timeout" in kinds(events)
+    tokens = await asyncio.gather(*ahead)
+    assert {t.jti for t in tokens} == {tm.access_jti}
+    assert not tm._handoff.queue  # the one that gave up left the queue
+    assert fake.calls["refresh"] == 1
+
+
+async def _finished_at(turns: LoopTurns, waiter) -> tuple[int, BaseException | None]:
+    try:
+        await waiter
+    except Exception as exc:
+        return turns.n, exc
+    return turns.n, None
+
+
+async def test_a_definitive_refresh_failure_fails_every_waiter_in_one_loop_iteration(
+    session, clock
+):
+    tm, fake, _ = session
+    await _expire_with_refresh_held(tm, fake, clock)
+    fake.refresh_override = lambda _r: httpx.Response(
+        401, json={"detail": "Token is blacklisted", "code": "token_not_valid"}
+    )
+    turns = LoopTurns()
+    outcomes = [asyncio.create_task(_finished_at(turns, tm.access_token())) for _ in range(1000)]
+    await settle()
+    fake.refresh_gate.set()
+    results = await asyncio.gather(*outcomes)
+    turns.stop()
+    assert all(isinstance(exc, NeedsReauthenticationError) for _, exc in results)
+    assert len({turn for turn, _ in results}) == 1
+    assert fake.calls["refresh"] == 1
+    assert tm.state is State.NEEDS_REAUTH
+
+
+async def test_waiters_queued_for_the_handoff_fail_at_once_when_the_session_is_revoked(
+    session, clock, monkeypatch
+):
+    tm, fake, _ = session
+    monkeypatch.setattr("kiosk.core.manager.GATE_RELEASE_BATCH", 1)
+    await _expire_with_refresh_held(tm, fake, clock)
+    turns = LoopTurns()
+    outcomes = [asyncio.create_task(_finished_at(turns, tm.access_token())) for _ in range(500)]
+    await settle()
+    fake.refresh_gate.set()
+    await settle(20)
+    released = sum(o.done() for o in outcomes)
+    assert 0 < released < 100
+    # A request with the new token got a final 401 (password changed on the server).
+    # (tm._access: asking the gate would queue behind the waiters.)
+    revoked_at = turns.n
+    tm.session_revoked(tm._access, "password_changed")
+    results = await asyncio.gather(*outcomes)
+    turns.stop()
+    failed = [(turn, exc) for turn, exc in results if exc is not None]
+    # A waiter handed the token just before is a few steps (tasks) from done: it may still
+    # finish with it. Every one still queued fails together, at once.
+    assert 500 - released - 3 <= len(failed) <= 500 - released
+    assert all(isinstance(exc, NeedsReauthenticationError) for _, exc in failed)
+    assert len({turn for turn, _ in failed}) <= 2
+    assert max(turn for turn, _ in failed) - revoked_at <= 5
+
+
+async def test_replays_of_rejected_requests_pass_the_handoff_too(session, clock, monkeypatch):
+    # The server rejects a token the client still holds valid (revoked there): the whole
+    # burst is in the transport with it, is answered 401, and replays once with the
+    # refreshed token - through the gate's hand-off, so the replays are staggered too.
+    tm, fake, _ = session
+    monkeypatch.setattr("kiosk.core.manager.GATE_RELEASE_BATCH", 2)
+    turns = LoopTurns()
+    transport = RecordingTransport(fake, turns)
+    transport.hold = asyncio.Event()
+    fake.blacklisted.add(tm.access_jti)
+    fake.refresh_gate = asyncio.Event()
+    async with httpx.AsyncClient(base_url=BASE, auth=tm.auth, transport=transport) as api:
+        burst = [asyncio.create_task(api.get("/api/me/")) for _ in range(400)]
+        await settle()
+        assert len(transport.arrivals) == 400  # the first wave, all with the rejected token
+        transport.hold.set()
+        await settle()
+        assert fake.api_401 == 400
+        assert fake.calls["refresh"] == 1
+        fake.refresh_gate.set()
+        responses = await asyncio.gather(*burst)
+    turns.stop()
+    assert [r.status_code for r in responses] == [200] * 400
+    assert fake.calls["refresh"] == 1
+    assert tm.metrics()["requests_replayed"] == 400
+    replays: dict[int, int] = {}
+    for turn, _, _ in transport.arrivals[400:]:
+        replays[turn] = replays.get(turn, 0) + 1
+    assert sum(replays.values()) == 400
+    assert max(replays.values()) == 2
+
+
+async def test_each_waiter_keeps_its_own_deadline_and_none_outlives_the_gate(session, clock):
+    tm, fake, _ = session
+    await _expire_with_refresh_held(tm, fake, clock)
+    patient = asyncio.create_task(tm.access_token(timeout=20))
+    await clock.advance(1)
+    hasty = asyncio.create_task(tm.access_token(timeout=3))  # an earlier deadline, later
+    steady = [asyncio.create_task(tm.access_token(timeout=60)) for _ in range(3)]
+    await clock.advance(2.9)
+    assert not hasty.done()
+    await clock.advance(0.2)
+    with pytest.raises(GateTimeoutError):
+        hasty.result()
+    assert not patient.done()
+    await clock.advance(15.8)  # t = 19.9
+    assert not patient.done()
+    await clock.advance(0.2)
+    with pytest.raises(GateTimeoutError):
+        patient.result()
+    assert not any(w.done() for w in steady)
+    fake.refresh_gate.set()
+    tokens = await asyncio.gather(*steady)
+    assert {t.jti for t in tokens} == {tm.access_jti}
+    assert tm.metrics()["gate_timeouts"] == 2
+    await settle()
+    # With no waiter left, no gate timer is left on the clock either: the one sleeper is
+    # the scheduler's (the steady waiters' 60 s deadlines died with them).
+    assert clock.pending == 1
+    assert tm._handoff._keeper is None
+
+
+# ----------------------------------------------------------------- the hand-off's limit
+#
+# Requests let go by the hand-off through tm.auth report their answers; at most
+# tm._handoff.limit of them are unanswered at once, and the limit adapts (Vegas).
+
+
+class HeldTransport(httpx.AsyncBaseTransport):
+    """The fake server, but every API request waits until the test answers (or fails) it."""
+
+    def __init__(self, fake: FakeSimpleJWT) -> None:
+        self._inner = fake.transport()
+        self.waiting: list[tuple[asyncio.Event, list[BaseException]]] = []
+        self.arrived = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.arrived += 1
+        event, failure = asyncio.Event(), []
+        self.waiting.append((event, failure))
+        await event.wait()
+        if failure:
+            raise failure[0]
+        return await self._inner.handle_async_request(request)
+
+    async def answer(self, n: int = 1, *, fail: BaseException | None = None) -> None:
+        for _ in range(n):
+            event, failure = self.waiting.pop(0)
+            if fail is not None:
+                failure.append(fail)
+            event.set()
+            await settle(10)  # the answer, then the hand-off's next releases, get through
+
+    @property
+    def unanswered(self) -> int:
+        return len(self.waiting)
+
+
+async def _burst_behind_a_held_refresh(tm, fake, clock, transport, n, **kwargs):
+    await _expire_with_refresh_held(tm, fake, clock)
+    api = httpx.AsyncClient(base_url=BASE, auth=tm.auth, transport=transport, **kwargs)
+    burst = [asyncio.create_task(api.get("/api/me/")) for _ in range(n)]
+    await settle()
+    fake.refresh_gate.set()
+    await settle(200)  # far more loop iterations than waiters: only the limit holds them
+    return api, burst
+
+
+async def test_the_handoff_lets_only_its_limit_of_requests_out_unanswered(session, clock):
+    tm, fake, _ = session
+    transport = HeldTransport(fake)
+    api, burst = await _burst_behind_a_held_refresh(tm, fake, clock, transport, 100)
+    assert transport.unanswered == HANDOFF_MIN_LIMIT  # a drain starts at the minimum
+    assert sum(t.done() for t in burst) == 0
+    # Answers at the minimum round trip (the virtual clock stands still): the limit grows
+    # by one per answer, so each answer lets two more go - slow start.
+    for answered in range(1, 11):
+        await transport.answer()
+        assert transport.unanswered == HANDOFF_MIN_LIMIT + answered
+    assert tm._handoff.limit == HANDOFF_MIN_LIMIT + 10
+    while transport.waiting:
+        await transport.answer(len(transport.waiting))
+    responses = await asyncio.gather(*burst)
+    assert [r.status_code for r in responses] == [200] * 100
+    assert fake.calls["refresh"] == 1
+    await api.aclose()
+
+
+async def test_the_limit_shrinks_when_round_trips_grow(session, clock):
+    tm, fake, _ = session
+    transport = HeldTransport(fake)
+    api, burst = await _burst_behind_a_held_refresh(tm, fake, clock, transport, 100)
+    await clock.advance(0.01)
+    await transport.answer(HANDOFF_MIN_LIMIT)  # min_rtt 10 ms; the limit grows to 8
+    peak = tm._handoff.limit
+    assert peak == 2 * HANDOFF_MIN_LIMIT
+    # The server slows down: 10x the minimum round trip means ~90 % of the requests out
+    # there are queued at the server. The limit falls until fewer than 6 seem queued.
+    for _ in range(12):
+        await clock.advance(0.1)
+        await transport.answer()
+    assert tm._handoff.limit < peak
+    assert tm._handoff.limit * 0.9 <= HANDOFF_QUEUE_HIGH + 1
+    assert transport.unanswered <= tm._handoff.limit
+    while transport.waiting:
+        await transport.answer(len(transport.waiting))
+    assert {r.status_code for r in await asyncio.gather(*burst)} == {200}
+    await api.aclose()
+
+
+async def test_long_requests_do_not_block_the_handoff(session, clock):
+    # Four long polls fill the limit and are not answered for minutes: the queue behind
+    # them still moves, one request per HANDOFF_STALL_S without an answer.
+    tm, fake, _ = session
+    transport = HeldTransport(fake)
+    api, burst = await _burst_behind_a_held_refresh(tm, fake, clock, transport, 10)
+    assert transport.unanswered == HANDOFF_MIN_LIMIT
+    await clock.advance(HANDOFF_STALL_S * 0.9)
+    assert transport.unanswered == HANDOFF_MIN_LIMIT
+    await clock.advance(HANDOFF_STALL_S * 0.2)
+    assert transport.unanswered == HANDOFF_MIN_LIMIT + 1
+    await clock.advance(HANDOFF_STALL_S * 5)
+    assert transport.unanswered == 10  # all out, well within their 30 s gate deadline
+    assert tm.metrics()["gate_timeouts"] == 0
+    await transport.answer(10)
+    assert {r.status_code for r in await asyncio.gather(*burst)} == {200}
+    await api.aclose()
+
+
+async def test_a_request_that_fails_in_transport_frees_its_place(session, clock):
+    tm, fake, _ = session
+    transport = HeldTransport(fake)
+    api, burst = await _burst_behind_a_held_refresh(tm, fake, clock, transport, 20)
+    await transport.answer(HANDOFF_MIN_LIMIT, fail=httpx.ReadError("connection reset"))
+    assert transport.unanswered == HANDOFF_MIN_LIMIT  # the next ones took their places
+    while transport.waiting:
+        await transport.answer(len(transport.waiting))
+    results = await asyncio.gather(*burst, return_exceptions=True)
+    assert sum(isinstance(r, httpx.ReadError) for r in results) == HANDOFF_MIN_LIMIT
+    assert sum(isinstance(r, httpx.Response) and r.status_code == 200 for r in results) == 16
+    assert tm._handoff.unanswered == 0
+    await api.aclose()
+
+
+async def test_callers_of_access_token_are_not_held_by_the_limit(session, clock):
+    # Only requests through tm.auth report their answers; a direct caller gets its turn
+    # (FIFO, a batch per iteration) however many requests are unanswered.
+    tm, fake, _ = session
+    transport = HeldTransport(fake)
+    await _expire_with_refresh_held(tm, fake, clock)
+    api = httpx.AsyncClient(base_url=BASE, auth=tm.auth, transport=transport)
+    requests = [asyncio.create_task(api.get("/api/me/")) for _ in range(HANDOFF_MIN_LIMIT)]
+    direct = [asyncio.create_task(tm.access_token()) for _ in range(10)]
+    await settle()
+    fake.refresh_gate.set()
+    await settle(50)
+    assert transport.unanswered == HANDOFF_MIN_LIMIT
+    assert all(d.done() for d in direct)
+    await transport.answer(HANDOFF_MIN_LIMIT)
+    await asyncio.gather(*requests, *direct)
+    await api.aclose()
+
+
+async def test_a_gate_deadline_passes_while_held_by_the_limit(session, clock):
+    tm, fake, events = session
+    transport = HeldTransport(fake)
+    api, burst = await _burst_behind_a_held_refresh(tm, fake, clock, transport, 6)
+    # The token is valid, but two requests still queue behind the four unanswered ones:
+    # a newcomer queues behind them, and its own deadline holds there too.
+    late = asyncio.create_task(
+        api.get("/api/me/", extensions={GATE_TIMEOUT_EXTENSION: HANDOFF_STALL_S / 2})
+    )
+    await settle()
+    await clock.advance(HANDOFF_STALL_S / 2 + 0.01)
+    with pytest.raises(GateTimeoutError, match="no turn at the gate"):
+        await late
+    assert transport.arrived == HANDOFF_MIN_LIMIT
+    assert tm.metrics()["gate_timeouts"] == 1
+    assert "gate_timeout" in kinds(events)
+    while transport.waiting:
+        await transport.answer(len(transport.waiting))
+    assert {r.status_code for r in await asyncio.gather(*burst)} == {200}
+    await api.aclose()
