@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         ServerResponseError,
         ServerUnavailableError,
         SessionEndedError,
+        TlsVerificationError,
         TokenValidationError,
     )
     from kiosk.core.events import AuditLog, EventBus, EventKind, SecurityEvent, Severity
@@ -64,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "ServerSettings": "kiosk.core.settings",
     "ServerTimeOffset": "kiosk.core.clock",
     "ServerUnavailableError": "kiosk.core.errors",
+    "TlsVerificationError": "kiosk.core.errors",
     "SessionEndedError": "kiosk.core.errors",
     "SessionPolicy": "kiosk.core.settings",
     "Severity": "kiosk.core.events",
@@ -123,6 +125,7 @@ __all__ = [
     "State",
     "StoredSession",
     "SystemClock",
+    "TlsVerificationError",
     "Token",
     "TokenAuth",
     "TokenClaims",

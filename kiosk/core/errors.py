@@ -56,6 +56,12 @@ class ServerUnavailableError(KioskError):
         self.retry_after = retry_after
 
 
+class TlsVerificationError(ServerUnavailableError):
+    """The server's TLS certificate could not be verified (wrong or missing ``ca_bundle``,
+    an expired or mis-issued certificate, or someone in the middle). Retried like an outage,
+    but reported as a HIGH security event: it needs IT, not patience."""
+
+
 class NeedsReauthenticationError(KioskError):
     """The session cannot continue without the nurse typing her password again.
 

@@ -45,6 +45,7 @@ class EventKind(enum.StrEnum):
     TOKEN_VALIDATION_FAILED = "token_validation_failed"
     CLOCK_SKEW = "clock_skew"
     CLOCK_JUMP = "clock_jump"
+    TLS_ERROR = "tls_error"
     KEYRING_UNAVAILABLE = "keyring_unavailable"
     SHIFT_CAP_APPROACHING = "shift_cap_approaching"
     SHIFT_CAP_REACHED = "shift_cap_reached"

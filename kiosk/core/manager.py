@@ -128,6 +128,7 @@ from kiosk.core.errors import (
     ServerResponseError,
     ServerUnavailableError,
     SessionEndedError,
+    TlsVerificationError,
     TokenValidationError,
 )
 from kiosk.core.events import AuditLog, EventBus, EventKind, SecurityEvent, Severity, Subscriber
@@ -193,6 +194,23 @@ _STATE_SEVERITY = {
     State.OUTCOME_UNKNOWN: Severity.MEDIUM,
     State.NEEDS_REAUTH: Severity.HIGH,
 }
+
+
+def _tls_failure(exc: BaseException) -> str | None:
+    """Why TLS failed, if ``exc`` (or what it wraps) is a certificate or handshake failure."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return str(current.verify_message or "certificate verify failed")
+        if isinstance(current, ssl.SSLError):
+            return str(current.reason or "TLS handshake failed")
+        current = current.__cause__ or current.__context__
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:  # httpcore may keep only the message
+        return "certificate verify failed"
+    return None
 
 
 class _OutcomeUnknown(Exception):
@@ -416,6 +434,8 @@ class TokenManager:
         self._events.subscribe(self._check_alerts)
         self._offset = ServerTimeOffset(self._clock)
         self._http: httpx.AsyncClient | None = None
+        self._ssl_context: ssl.SSLContext | None = None
+        self._tls_warned = False
         self._scheduler: asyncio.Task[None] | None = None
         self._refresh_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -456,13 +476,10 @@ class TokenManager:
         """Open the token client and the vault and start the refresh scheduler."""
         if self._http is not None:
             return
-        verify: ssl.SSLContext | bool = True
-        if self._server.ca_bundle:
-            verify = ssl.create_default_context(cafile=self._server.ca_bundle)
         self._http = httpx.AsyncClient(
             transport=self._transport,
             timeout=httpx.Timeout(self._server.timeout_s),
-            verify=verify,
+            verify=self.ssl_context,
             follow_redirects=False,
         )
         if self._vault is None:
@@ -550,6 +567,21 @@ class TokenManager:
     def metrics(self) -> dict[str, Any]:
         """The KPI counters, as a JSON-ready dict."""
         return self._metrics.as_dict(self._clock.time())
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS settings for API clients of this session: ``httpx.AsyncClient(verify=...)``.
+
+        The server's ``ca_bundle`` (the hospital's PKI) when configured, else the default trust
+        store. The token client uses the same context: one CA-bundle parse (~0.8 MB) per
+        process, and API calls can never trust less or more than token calls.
+        """
+        if self._ssl_context is None:
+            if self._server.ca_bundle:
+                self._ssl_context = ssl.create_default_context(cafile=self._server.ca_bundle)
+            else:
+                self._ssl_context = httpx.create_ssl_context()
+        return self._ssl_context
 
     @property
     def auth(self) -> TokenAuth:
@@ -1248,9 +1280,16 @@ class TokenManager:
                             status_code=response.status_code,
                         )
         except _NOT_SENT as exc:
+            reason = _tls_failure(exc)
+            if reason is not None:
+                self._report_tls_failure(reason)
+                raise TlsVerificationError(
+                    f"the server's certificate could not be verified ({reason})"
+                ) from None
             raise ServerUnavailableError(f"server unreachable ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise _OutcomeUnknown(type(exc).__name__) from None
+        self._tls_warned = False
         received_at = self._clock.time()
         wire = WireResponse(
             response.status_code,
@@ -1260,6 +1299,23 @@ class TokenManager:
         )
         self._observe_server_time(wire, sent_at, received_at)
         return wire
+
+    def _report_tls_failure(self, reason: str) -> None:
+        """One HIGH event per run of TLS failures (a retrying refresh would repeat it)."""
+        if self._tls_warned:
+            return
+        self._tls_warned = True
+        hint = (
+            f"check ca_bundle ({self._server.ca_bundle})"
+            if self._server.ca_bundle
+            else "set ca_bundle to the hospital's CA bundle if the server uses its own PKI"
+        )
+        self._emit(
+            EventKind.TLS_ERROR,
+            Severity.HIGH,
+            f"the server's TLS certificate could not be verified: {reason}; {hint}",
+            data={"reason": reason},
+        )
 
     def _observe_server_time(
         self, response: WireResponse, sent_at: float, received_at: float

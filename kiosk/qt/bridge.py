@@ -239,6 +239,8 @@ class CoreBridge(QObject):
             base_url=self.server.base_url,
             auth=self._manager.auth,
             transport=self._api_transport,
+            # The server's CA bundle (hospital PKI), shared with the token client.
+            verify=self._manager.ssl_context,
             timeout=httpx.Timeout(self.server.timeout_s),
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
         )

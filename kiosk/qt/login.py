@@ -25,6 +25,7 @@ from kiosk.core import (
     NeedsReauthenticationError,
     ServerResponseError,
     ServerUnavailableError,
+    TlsVerificationError,
 )
 
 
@@ -32,6 +33,8 @@ def friendly_error(error: BaseException) -> str:
     """Words for a nurse, for any error a sign-in can end with."""
     if isinstance(error, InvalidCredentialsError):
         return "Wrong user name or password."
+    if isinstance(error, TlsVerificationError):
+        return "Secure connection to the server failed (certificate). Tell IT."
     if isinstance(error, ServerUnavailableError):
         return "Server unreachable — please try again in a moment."
     if isinstance(error, InsecureTransportError):

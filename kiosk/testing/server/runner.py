@@ -25,7 +25,7 @@ import time
 import weakref
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
 
@@ -93,6 +93,7 @@ class ReferenceServer:
         workdir: Path | None = None,
         extra_env: dict[str, str] | None = None,
         port: int | None = None,
+        tls: bool = False,
     ) -> None:
         """Configure the server; nothing runs until :meth:`start`.
 
@@ -107,6 +108,8 @@ class ReferenceServer:
                 context manager) when None.
             extra_env: Extra environment for the server processes; wins over the settings above.
             port: Port to bind on 127.0.0.1; a free one is picked when None.
+            tls: Serve HTTPS with a certificate from a test CA made for this server
+                (:attr:`ca_bundle`), as behind a hospital's own PKI.
         """
         self.users: dict[str, str] = dict(DEMO_USERS)
         self.workers = workers
@@ -125,6 +128,8 @@ class ReferenceServer:
             **(extra_env or {}),
         }
         self._port = port
+        self.tls = tls
+        self._tls_files: Any = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._migrated = False
 
@@ -153,8 +158,30 @@ class ReferenceServer:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``, without a trailing slash."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:PORT`` (``https://`` with ``tls``), without a trailing slash."""
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_bundle(self) -> str | None:
+        """With ``tls``: the PEM file of the CA that signed the server's certificate."""
+        if not self.tls:
+            return None
+        return str(self._tls().ca)
+
+    def _tls(self) -> Any:
+        if self._tls_files is None:
+            from kiosk.testing.server.tls import make_test_pki
+
+            self._tls_files = make_test_pki(self.workdir / "tls")
+        return self._tls_files
+
+    def _verify(self) -> Any:
+        """What this process's own httpx calls to the server verify against."""
+        if not self.tls:
+            return True
+        import ssl
+
+        return ssl.create_default_context(cafile=self.ca_bundle)
 
     @property
     def pid(self) -> int | None:
@@ -228,6 +255,9 @@ class ReferenceServer:
             "--log-level",
             "warning",
         ]
+        if self.tls:
+            files = self._tls()
+            cmd += ["--certfile", str(files.cert), "--keyfile", str(files.key)]
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 cmd,
@@ -294,13 +324,15 @@ class ReferenceServer:
 
     def stats(self) -> dict[str, int]:
         """Return the request counters (see ``kiosk.testing.server.ward.stats``)."""
-        response = httpx.get(f"{self.base_url}/_test/stats/", timeout=10.0)
+        response = httpx.get(f"{self.base_url}/_test/stats/", timeout=10.0, verify=self._verify())
         response.raise_for_status()
         return {key: int(value) for key, value in response.json().items()}
 
     def reset_stats(self) -> None:
         """Zero the request counters."""
-        httpx.post(f"{self.base_url}/_test/stats/reset/", timeout=10.0).raise_for_status()
+        httpx.post(
+            f"{self.base_url}/_test/stats/reset/", timeout=10.0, verify=self._verify()
+        ).raise_for_status()
 
     def live_refresh_tokens(self, username: str) -> int:
         """Refresh tokens of ``username`` the server would still accept, from its database.
@@ -347,6 +379,7 @@ class ReferenceServer:
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + _START_TIMEOUT_S
         url = f"{self.base_url}/_test/stats/"
+        verify = self._verify()
         while True:
             proc = self._proc
             if proc is None or proc.poll() is not None:
@@ -358,7 +391,7 @@ class ReferenceServer:
                 )
             try:
                 # Any HTTP answer will do (a 404 too, when the test endpoints are switched off).
-                httpx.get(url, timeout=1.0)
+                httpx.get(url, timeout=1.0, verify=verify)
                 return
             except httpx.TransportError:
                 pass
