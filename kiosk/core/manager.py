@@ -1430,7 +1430,7 @@ class TokenManager:
         )
 
     def _check_alerts(self, event: SecurityEvent) -> None:
-        self._alerts.observe(event, self.metrics())
+        self._alerts.observe(event, self._metrics.counters(self._clock.time()))
 
     def _raise_alert(self, rule: str, severity: Severity, message: str) -> None:
         self._emit(EventKind.ALERT, severity, message, data={"rule": rule})

@@ -52,13 +52,29 @@ class Metrics:
     session_end: float | None = None
     refresh_latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
 
+    def session_duration(self, now: float) -> float | None:
+        """How long the session has lasted (or lasted), or None before the first login."""
+        if self.session_start is None:
+            return None
+        return (self.session_end or now) - self.session_start
+
+    def counters(self, now: float) -> dict[str, Any]:
+        """What the alert rules read after every event: counters only, no percentiles.
+
+        :meth:`as_dict` sorts the latency window for its percentiles; the alert monitor
+        runs on each of a refresh's three events, so it gets this instead.
+        """
+        return {
+            "refresh_attempts": self.refresh_attempts,
+            "refresh_failures": self.refresh_failures,
+            "session_duration_s": self.session_duration(now),
+        }
+
     def as_dict(self, now: float) -> dict[str, Any]:
         """A JSON-ready snapshot; ``now`` closes the duration of a running session."""
         latencies = list(self.refresh_latencies)
         attempts = self.refresh_attempts
-        duration = None
-        if self.session_start is not None:
-            duration = (self.session_end or now) - self.session_start
+        duration = self.session_duration(now)
         return {
             "logins": self.logins,
             "login_failures": self.login_failures,
