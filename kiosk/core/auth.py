@@ -65,43 +65,30 @@ class TokenAuth(httpx.Auth):
         timeout = request.extensions.get(GATE_TIMEOUT_EXTENSION)
         token, ticket = await manager._token_for_request(timeout)
         manager._metrics.requests += 1
-        self._authorize(request, token)
-        if ticket is None:
-            response = yield request
-        else:
-            try:
+        replayed = False  # at most one replay per request: no refresh loops
+        while True:
+            self._authorize(request, token)
+            if ticket is None:
                 response = yield request
-            except BaseException:  # the request failed (or was cancelled): no round trip
-                manager._request_answered(ticket, sample=False)
-                raise
-            manager._request_answered(ticket)
-        if response.status_code not in {401, 403}:
-            return
-        await response.aread()
-        code = _rejection_code(response)
-        if code in FINAL_CODES:
-            raise manager.session_revoked(token, code)
-        if code != "token_not_valid":
-            self._visible(response)
-            return
-        replacement, ticket = await manager._replacement_for_request(token, timeout)
-        manager._metrics.requests_replayed += 1
-        self._authorize(request, replacement)
-        if ticket is None:
-            response = yield request
-        else:
-            try:
-                response = yield request
-            except BaseException:  # the request failed (or was cancelled): no round trip
-                manager._request_answered(ticket, sample=False)
-                raise
-            manager._request_answered(ticket)
-        if response.status_code in {401, 403}:
+            else:
+                try:
+                    response = yield request
+                except BaseException:  # the request failed (or was cancelled): no round trip
+                    manager._request_answered(ticket, sample=False)
+                    raise
+                manager._request_answered(ticket)
+            if response.status_code not in {401, 403}:
+                return
             await response.aread()
             code = _rejection_code(response)
             if code in FINAL_CODES:
-                raise manager.session_revoked(replacement, code)
-            self._visible(response)
+                raise manager.session_revoked(token, code)
+            if code != "token_not_valid" or replayed:
+                self._visible(response)
+                return
+            token, ticket = await manager._replacement_for_request(token, timeout)
+            manager._metrics.requests_replayed += 1
+            replayed = True
 
     def _authorize(self, request: httpx.Request, token: Token) -> None:
         header_type = self._manager.server.auth_header_type

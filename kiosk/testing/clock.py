@@ -64,16 +64,21 @@ class VirtualClock:
         does (its own sleeps included) happens at the right virtual time.
         """
         target = self._mono + max(0.0, seconds)
-        await settle()
+        await self._settle()
         while True:
             self._drop_cancelled()
             if not self._sleepers or self._sleepers[0][0] > target:
                 break
             deadline, _, future = heapq.heappop(self._sleepers)
             self._mono = max(self._mono, deadline)
-            future.set_result(None)
-            await settle()
+            if not future.done():
+                future.set_result(None)
+            await self._settle()
         self._mono = target
+        await self._settle()
+
+    async def _settle(self) -> None:
+        """Let the woken tasks run before time moves on (a fixed number of loop turns here)."""
         await settle()
 
     def jump_wall(self, seconds: float) -> None:

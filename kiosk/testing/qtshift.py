@@ -80,7 +80,7 @@ from kiosk.qt.login import CredentialsForm
 from kiosk.qt.ward import PatientChart, WardBoard
 from kiosk.qt.windows import KioskWindow
 from kiosk.testing.faults import FaultInjector
-from kiosk.testing.shift import Break, Handover, ShiftPlan, ShiftReport
+from kiosk.testing.shift import Break, EventTally, Handover, ShiftPlan, ShiftReport
 from kiosk.testing.spec import FaultWindow
 
 #: A session ended by the system this close to the end of the nurse's part of the shift (or
@@ -292,7 +292,7 @@ class QtShiftSimulator(QObject):
         self.patients: list[int] = []
         #: The observation texts the server confirmed (the chart said "Saved.").
         self.acknowledged: set[str] = set()
-        self.session_starts: dict[str, float] = {}
+        self.tally = EventTally(self.report)
         self.counter = itertools.count(1)
         self.attempt: _FormAttempt | None = None
         self.form_retry_at = 0.0
@@ -733,24 +733,9 @@ class QtShiftSimulator(QObject):
             self.note(f"interruption: the re-authentication dialog ({state})")
 
     def _on_event(self, event: SecurityEvent) -> None:
-        report = self.report
-        kind = event.kind
-        report.events[kind.value] = report.events.get(kind.value, 0) + 1
-        if kind is EventKind.LOCKED:
-            report.locks += 1
+        self.tally.observe(event, self.user)
+        if event.kind is EventKind.LOCKED:
             self.note("locked")
-        elif kind is EventKind.UNLOCKED:
-            report.unlocks += 1
-        elif kind is EventKind.LOGIN_SUCCEEDED:
-            user = event.user or self.user
-            report.logins_by_user[user] = report.logins_by_user.get(user, 0) + 1
-            if not event.data.get("reauthentication") and not event.data.get("renewed"):
-                self.session_starts[user] = event.time
-        elif kind in (EventKind.LOGGED_OUT, EventKind.SHIFT_CAP_REACHED):
-            started = self.session_starts.pop(event.user or self.user, None)
-            if started is not None:
-                duration = event.time - started
-                report.session_duration_s = max(report.session_duration_s, duration)
 
     def _planned_end(self) -> float:
         """When the current nurse's part of the shift ends (the next handover, or the end)."""
@@ -796,17 +781,7 @@ class QtShiftSimulator(QObject):
             return token_faults.reached_server(refresh_path)
 
         report.refreshes = int(app.bridge.run_sync(reached))
-        report.refresh_attempts = int(metrics["refresh_attempts"])
-        report.refresh_failures = int(metrics["refresh_failures"])
-        report.refresh_success_rate = metrics["refresh_success_rate"]
-        report.refresh_latency_p50_ms = metrics["refresh_latency_p50_ms"]
-        report.refresh_latency_p95_ms = metrics["refresh_latency_p95_ms"]
-        report.logins = int(metrics["logins"])
-        report.user_visible_401 = int(metrics["user_visible_401"])
-        report.gate_timeouts = int(metrics["gate_timeouts"])
-        now = time.time()
-        for started in self.session_starts.values():
-            report.session_duration_s = max(report.session_duration_s, now - started)
+        self.tally.take_metrics(metrics, time.time())
 
     def _count_writes(self, settings: ServerSettings) -> None:
         """Compare the observations on the server with the ones the charts recorded."""

@@ -303,6 +303,59 @@ class ShiftReport:
         return data
 
 
+# ---------------------------------------------------------------------------- counting
+
+
+class EventTally:
+    """What a session's security events and KPI counters put into a :class:`ShiftReport`.
+
+    Shared by :class:`ShiftSimulator` and the Qt shift simulator
+    (:mod:`kiosk.testing.qtshift`), so both count events, locks, logins per nurse and session
+    durations the same way.
+
+    Args:
+        report: the report to fill in.
+    """
+
+    def __init__(self, report: ShiftReport) -> None:
+        self.report = report
+        self.session_starts: dict[str, float] = {}
+
+    def observe(self, event: SecurityEvent, user: str) -> None:
+        """Count ``event`` (``user``: the nurse signed in when the event names nobody)."""
+        report = self.report
+        kind = event.kind
+        report.events[kind.value] = report.events.get(kind.value, 0) + 1
+        if kind is EventKind.LOCKED:
+            report.locks += 1
+        elif kind is EventKind.UNLOCKED:
+            report.unlocks += 1
+        elif kind is EventKind.LOGIN_SUCCEEDED:
+            who = event.user or user
+            report.logins_by_user[who] = report.logins_by_user.get(who, 0) + 1
+            if not event.data.get("reauthentication") and not event.data.get("renewed"):
+                self.session_starts[who] = event.time
+        elif kind in (EventKind.LOGGED_OUT, EventKind.SHIFT_CAP_REACHED):
+            started = self.session_starts.pop(event.user or user, None)
+            if started is not None:
+                duration = event.time - started
+                report.session_duration_s = max(report.session_duration_s, duration)
+
+    def take_metrics(self, metrics: Mapping[str, Any], now: float) -> None:
+        """Copy the manager's KPI counters; sessions still open at ``now`` count up to it."""
+        report = self.report
+        report.refresh_attempts = int(metrics["refresh_attempts"])
+        report.refresh_failures = int(metrics["refresh_failures"])
+        report.refresh_success_rate = metrics["refresh_success_rate"]
+        report.refresh_latency_p50_ms = metrics["refresh_latency_p50_ms"]
+        report.refresh_latency_p95_ms = metrics["refresh_latency_p95_ms"]
+        report.logins = int(metrics["logins"])
+        report.user_visible_401 = int(metrics["user_visible_401"])
+        report.gate_timeouts = int(metrics["gate_timeouts"])
+        for started in self.session_starts.values():
+            report.session_duration_s = max(report.session_duration_s, now - started)
+
+
 # ---------------------------------------------------------------------------- backends
 
 
@@ -566,7 +619,7 @@ class _Run:
         self.patients: list[int] = []
         self.sent_notes: set[str] = set()
         self.acknowledged: set[str] = set()
-        self.session_starts: dict[str, float] = {}
+        self.tally = EventTally(self.report)
         self.tasks: list[asyncio.Task[Any]] = []
         self.relogin: asyncio.Task[None] | None = None
         self.counter = itertools.count(1)
@@ -871,31 +924,17 @@ class _Run:
     # ------------------------------------------------------------------ the session
 
     def on_event(self, event: SecurityEvent) -> None:
-        report = self.report
+        self.tally.observe(event, self.user)
         kind = event.kind
-        report.events[kind.value] = report.events.get(kind.value, 0) + 1
-        if kind is EventKind.LOCKED:
-            report.locks += 1
-        elif kind is EventKind.UNLOCKED:
-            report.unlocks += 1
-        elif kind is EventKind.LOGIN_SUCCEEDED:
-            user = event.user or self.user
-            report.logins_by_user[user] = report.logins_by_user.get(user, 0) + 1
-            if not event.data.get("reauthentication") and not event.data.get("renewed"):
-                self.session_starts[user] = event.time
-        elif kind in (EventKind.LOGGED_OUT, EventKind.SHIFT_CAP_REACHED):
+        if kind in (EventKind.LOGGED_OUT, EventKind.SHIFT_CAP_REACHED):
             self.session_ended(event)
         elif kind is EventKind.STATE_CHANGED and event.data.get("to") == "needs_reauth":
-            report.interruptions += 1
+            self.report.interruptions += 1
             self.ready.clear()
             self.ask_password(self.plan.reauth_delay_s)
 
     def session_ended(self, event: SecurityEvent) -> None:
         user = event.user or self.user
-        started = self.session_starts.pop(user, None)
-        if started is not None:
-            duration = event.time - started
-            self.report.session_duration_s = max(self.report.session_duration_s, duration)
         if self.expected_end or self.finished:
             return
         if self.now() >= self.planned_end(user) - _END_TOLERANCE_S:
@@ -940,20 +979,9 @@ class _Run:
         metrics = tm.metrics()
         refresh_path = self.backend.settings.refresh_path
         report.refreshes = token_faults.reached_server(refresh_path)
-        report.refresh_attempts = int(metrics["refresh_attempts"])
-        report.refresh_failures = int(metrics["refresh_failures"])
-        report.refresh_success_rate = metrics["refresh_success_rate"]
-        report.refresh_latency_p50_ms = metrics["refresh_latency_p50_ms"]
-        report.refresh_latency_p95_ms = metrics["refresh_latency_p95_ms"]
-        report.logins = int(metrics["logins"])
-        report.user_visible_401 = int(metrics["user_visible_401"])
-        report.gate_timeouts = int(metrics["gate_timeouts"])
+        self.tally.take_metrics(metrics, self.clock.time())
         if before is not None and after is not None:
             report.server_refreshes = after.get("refresh", 0) - before.get("refresh", 0)
-        for user, started in self.session_starts.items():
-            del user
-            duration = self.clock.time() - started
-            report.session_duration_s = max(report.session_duration_s, duration)
 
 
 # ---------------------------------------------------------------------------- entry points
@@ -1044,6 +1072,7 @@ __all__ = [
     "Activity",
     "Break",
     "Burst",
+    "EventTally",
     "Handover",
     "Quiet",
     "ShiftPlan",

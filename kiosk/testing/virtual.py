@@ -22,7 +22,6 @@ time-machine 3.6 patches ``time.time``/``datetime.now`` process-wide but not
 from __future__ import annotations
 
 import asyncio
-import heapq
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -154,18 +153,10 @@ class LinkedClock(VirtualClock):
             self._driving -= 1
 
     async def _advance(self, seconds: float) -> None:
-        target = self._mono + max(0.0, seconds)
-        await quiesce()
-        while True:
-            self._drop_cancelled()
-            if not self._sleepers or self._sleepers[0][0] > target:
-                break
-            deadline, _, future = heapq.heappop(self._sleepers)
-            self._mono = max(self._mono, deadline)
-            if not future.done():
-                future.set_result(None)
-            await quiesce()
-        self._mono = target
+        await super().advance(seconds)
+
+    async def _settle(self) -> None:
+        """Run the loop until every task is parked again (:func:`quiesce`)."""
         await quiesce()
 
     async def run(self, awaitable: Awaitable[T], *, limit_s: float | None = None) -> T:

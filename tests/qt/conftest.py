@@ -15,12 +15,23 @@ AppFactory = Callable[..., KioskApp]
 
 @pytest.fixture
 def make_app(qtbot) -> Iterator[AppFactory]:
-    """``make_app(server, policy=..., **kwargs)``: a started KioskApp; shut down afterwards."""
+    """``make_app(server, policy=..., settings=..., **kwargs)``: a started KioskApp, shut down
+    afterwards; its settings trust the server's ``ca_bundle`` (an HTTPS reference server's)."""
     apps: list[KioskApp] = []
 
-    def factory(server: Any, policy: SessionPolicy | None = None, **kwargs: Any) -> KioskApp:
+    def factory(
+        server: Any,
+        policy: SessionPolicy | None = None,
+        *,
+        settings: ServerSettings | None = None,
+        **kwargs: Any,
+    ) -> KioskApp:
         kwargs.setdefault("vault", MemoryVault())
-        app = KioskApp(ServerSettings(base_url=server.base_url), policy, **kwargs)
+        if settings is None:
+            settings = ServerSettings(
+                base_url=server.base_url, ca_bundle=getattr(server, "ca_bundle", None)
+            )
+        app = KioskApp(settings, policy, **kwargs)
         app.start()
         apps.append(app)
         return app

@@ -10,8 +10,7 @@ from __future__ import annotations
 import pytest
 from conftest import sign_in
 
-from kiosk.core import MemoryVault, ServerSettings
-from kiosk.qt.app import KioskApp
+from kiosk.core import ServerSettings
 from kiosk.testing.server.runner import ReferenceServer
 
 pytestmark = pytest.mark.server
@@ -23,32 +22,16 @@ def tls_server():
         yield server
 
 
-@pytest.fixture
-def tls_app(qtbot, tls_server, request):
-    apps = []
-
-    def make(ca_bundle):
-        settings = ServerSettings(base_url=tls_server.base_url, ca_bundle=ca_bundle)
-        app = KioskApp(settings, vault=MemoryVault())
-        app.start()
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.shutdown()
-
-
-def test_the_ward_board_loads_over_https_with_the_hospital_ca(qtbot, tls_app, tls_server):
-    app = tls_app(tls_server.ca_bundle)
+def test_the_ward_board_loads_over_https_with_the_hospital_ca(qtbot, make_app, tls_server):
+    app = make_app(tls_server)
     sign_in(qtbot, app)
     board = app.windows[0]
     qtbot.waitUntil(lambda: board.table.rowCount() > 0, timeout=10000)
     assert board.indicator.text == "Signed in as alice"
 
 
-def test_without_the_ca_bundle_the_nurse_is_told_to_call_it(qtbot, tls_app, tls_server):
-    app = tls_app(None)
+def test_without_the_ca_bundle_the_nurse_is_told_to_call_it(qtbot, make_app, tls_server):
+    app = make_app(tls_server, settings=ServerSettings(base_url=tls_server.base_url))
     form = app.login_window.form
     form.username.setText("alice")
     form.password.setText("alice-secret")
