@@ -450,9 +450,12 @@ async def test_sliding_session_ends_at_the_refresh_exp_hard_cap(simplejwt_server
 
         while tm.state is not State.NEEDS_REAUTH:
             await asyncio.sleep(0.2)
-            assert tm.clock.time() < cap + 5, "the session outlived refresh_exp"
+            # Generous for a loaded CI machine; the property is checked on the events below.
+            assert tm.clock.time() < cap + 30, "the session outlived refresh_exp"
         refreshes = [e for e in events if e.kind.value == "refresh_succeeded"]
     assert len(refreshes) >= 2  # it did slide (2 s tokens) before the cap
+    # ... and never past it: no refresh succeeded after refresh_exp (1 s: exp's resolution).
+    assert all(e.time <= cap + 1 for e in refreshes), [e.time - cap for e in refreshes]
     rejected = [e for e in events if e.kind.value == "refresh_rejected"]
     assert rejected
     assert rejected[-1].data["reason"] in {"token_not_valid", "refresh_expired"}
