@@ -266,14 +266,10 @@ class QtShiftSimulator(QObject):
             raise ValueError("clock skew needs virtual time; the Qt shift runs in real time")
         if not plan.idempotency_keys:
             raise ValueError("the chart always sends an Idempotency-Key; it cannot be turned off")
-        if faults.restarts and not (hasattr(self.server, "stop") and hasattr(self.server, "start")):
-            raise ValueError("restart faults need a server the simulator can stop and start")
-        if plan.windows < 1:
-            raise ValueError("a shift needs at least one window (the ward board)")
-        users = [plan.user] + [h.to_user for h in plan.timeline if isinstance(h, Handover)]
-        for user in users:
-            if user not in self.server.users:
-                raise ValueError(f"no password for user {user!r}")
+        plan.check(
+            self.server.users,
+            can_restart=hasattr(self.server, "stop") and hasattr(self.server, "start"),
+        )
 
     def _reset(self, plan: ShiftPlan) -> None:
         self.plan = plan

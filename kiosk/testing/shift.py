@@ -167,6 +167,26 @@ class ShiftPlan:
             return self.faults
         return parse_faults(self.faults)
 
+    @property
+    def users(self) -> list[str]:
+        """Every nurse of the shift: who logs in first, then each handover's."""
+        return [self.user] + [h.to_user for h in self.timeline if isinstance(h, Handover)]
+
+    def check(self, credentials: Mapping[str, str], *, can_restart: bool) -> None:
+        """What any simulator needs of a plan.
+
+        Raises:
+            ValueError: no window, a nurse without a password, or restart faults against a
+                server the simulator cannot stop and start.
+        """
+        if self.windows < 1:
+            raise ValueError("a shift needs at least one window")
+        for user in self.users:
+            if user not in credentials:
+                raise ValueError(f"no password for user {user!r}")
+        if self.fault_plan.restarts and not can_restart:
+            raise ValueError("restart faults need a server the simulator can stop and start")
+
     def rate_at(self, t: float) -> tuple[float, float]:
         """The per-window rate at ``t`` and until when it holds (the next timeline boundary).
 
@@ -564,14 +584,7 @@ class ShiftSimulator:
         """
         plan = plan or ShiftPlan(**plan_fields)
         faults = plan.fault_plan
-        if faults.restarts and not self._backend.can_restart:
-            raise ValueError("restart faults need a server the simulator controls")
-        if plan.windows < 1:
-            raise ValueError("a shift needs at least one window")
-        users = [plan.user] + [h.to_user for h in plan.timeline if isinstance(h, Handover)]
-        for user in users:
-            if user not in self._backend.credentials:
-                raise ValueError(f"no password for user {user!r}")
+        plan.check(self._backend.credentials, can_restart=self._backend.can_restart)
         wall = time.perf_counter()
         clock = self._clock
         if isinstance(clock, LinkedClock):

@@ -304,3 +304,33 @@ def test_expected_refreshes_is_about_duration_over_lifetime_minus_lead(profile_n
     lead += policy.refresh_jitter_fraction * access_s / 2
     # For real lifetimes the whole-second and margin details change the count by under one.
     assert abs(expected_refreshes(10 * HOUR, access_s, policy) - 10 * HOUR / (access_s - lead)) < 1
+
+
+# ---------------------------------------------------------------------------- ShiftPlan.check
+
+CREDENTIALS = {"alice": "a", "bob": "b"}
+
+
+def test_a_plan_lists_every_nurse_in_order():
+    plan = ShiftPlan(user="alice", timeline=[Handover(100, "bob"), Handover(200, "carol")])
+    assert plan.users == ["alice", "bob", "carol"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "can_restart", "message"),
+    [
+        ({"windows": 0}, True, "at least one window"),
+        ({"timeline": [Handover(100, "carol")]}, True, "no password for user 'carol'"),
+        ({"user": "dave"}, True, "no password for user 'dave'"),
+        ({"faults": "restart@1h+1m"}, False, "restart faults need a server"),
+    ],
+)
+def test_check_names_what_a_simulator_cannot_do(fields, can_restart, message):
+    with pytest.raises(ValueError, match=message):
+        ShiftPlan(**fields).check(CREDENTIALS, can_restart=can_restart)
+
+
+def test_check_accepts_a_plan_it_can_play():
+    plan = ShiftPlan(timeline=[Handover(100, "bob")], faults="restart@1h+1m")
+    plan.check(CREDENTIALS, can_restart=True)  # no exception
+    ShiftPlan(faults="outage@1h+1m").check(CREDENTIALS, can_restart=False)
