@@ -770,6 +770,36 @@ class TokenManager:
             if self._machine.state in LIVE_STATES:
                 await self._end_session("signed_out", by_cap=False)
 
+    @property
+    def resumable(self) -> bool:
+        """Whether a later process could resume this session once this one has ended.
+
+        Only when its refresh token is kept outside the process: a vault other than memory,
+        and a dialect whose refresh token may be persisted (dj-rest-auth's cookie may not).
+        """
+        return (
+            self._vault is not None
+            and not isinstance(self._vault, MemoryVault)
+            and self._dialect.persist_refresh
+        )
+
+    async def end_unresumable_session(self) -> bool:
+        """Sign out a live session that no later process could resume; True if it did.
+
+        For the application's exit. A memory-only session (the ICU profile, a workstation
+        without a usable keyring, dj-rest-auth's cookie) dies with the process anyway; leaving
+        its refresh token valid on the server until it expires would leave a credential nobody
+        can use or revoke any more. The event is ``logged_out`` with reason ``closed``; when the
+        server cannot be reached, ``logout_not_revoked`` says the token stays valid there.
+        """
+        if self.resumable:
+            return False
+        async with self._login_lock:
+            if self._machine.state not in LIVE_STATES:
+                return False
+            await self._end_session("closed", by_cap=False)
+        return True
+
     # ------------------------------------------------------------------ the gate
 
     async def access_token(self, *, timeout: float | None = None) -> Token:

@@ -13,6 +13,7 @@ to its lock page) and then reported to the core; nothing waits on the network.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from dataclasses import replace
@@ -30,6 +31,8 @@ from kiosk.qt.indicators import SessionFacts, banner_for, describe_session
 from kiosk.qt.login import LoginWindow, ReauthDialog, field_label, friendly_error
 from kiosk.qt.resources import stylesheet
 from kiosk.qt.windows import KioskWindow, WindowRegistry
+
+log = logging.getLogger(__name__)
 
 _ACTIVITY = {
     QEvent.Type.KeyPress,
@@ -110,6 +113,7 @@ class KioskApp(QObject):
         self.reauth_dialog: ReauthDialog | None = None
         self.vault_description = "starting"
         self._reauth_reason = ""
+        self._closing = False
         self.login_window = login_window or LoginWindow(self.username_label, server.base_url)
         self.login_window.form.submitted.connect(self.login)
         self.bridge.security_event.connect(self._on_event)
@@ -152,9 +156,25 @@ class KioskApp(QObject):
             # Submitted before the application was ready (see kiosk.qt.startup).
             self.login(*self.login_window.form.pending)
 
-    def shutdown(self) -> None:
-        """Close every window and stop the network thread (the session is not signed out)."""
+    def shutdown(self, *, end_unresumable: bool = True) -> None:
+        """Close every window and stop the network thread.
+
+        A session another process can resume (its refresh token in the keyring) is left for
+        it. One that cannot (memory-only: the ICU profile, no usable keyring, dj-rest-auth's
+        cookie) is signed out first, so that no refresh token outlives the process valid on
+        the server (:meth:`TokenManager.end_unresumable_session`).
+
+        Args:
+            end_unresumable: sign out an unresumable session first (False only for tests and
+                tools that must leave the server's state as it is).
+        """
+        self._closing = True
         self._tick.stop()
+        if end_unresumable and self.bridge.started:
+            try:
+                self.bridge.run_sync(_end_unresumable_session, timeout=self.server.timeout_s + 5.0)
+            except Exception:
+                log.warning("signing out the memory-only session on exit failed", exc_info=True)
         for window in list(self.windows):
             window.close()
         self.login_window.close()
@@ -295,6 +315,8 @@ class KioskApp(QObject):
 
     def _on_event(self, event: SecurityEvent) -> None:
         self.recent_events.append(event)
+        if self._closing:
+            return
         kind = event.kind.value
         if kind == "state_changed" and event.data.get("to") == "needs_reauth":
             self._reauth_reason = str(event.data.get("reason") or "")
@@ -311,6 +333,8 @@ class KioskApp(QObject):
         self._refresh_indicators()
 
     def _on_state(self, state: str) -> None:
+        if self._closing:
+            return  # the exit's own sign-out must not reopen the sign-in window
         self.facts = replace(self.facts, state=state)
         if state != "retrying":
             self.facts = replace(self.facts, next_attempt_at=None)
@@ -391,3 +415,7 @@ class KioskApp(QObject):
         for window in self.windows:
             window.indicator.show_view(view)
         self.view_changed.emit()
+
+
+async def _end_unresumable_session(manager: TokenManager) -> bool:
+    return await manager.end_unresumable_session()

@@ -140,6 +140,11 @@ class CoreBridge(QObject):
         self._thread = None
 
     @property
+    def started(self) -> bool:
+        """Whether the network thread runs (between :meth:`start` and :meth:`stop`)."""
+        return self._thread is not None
+
+    @property
     def manager(self) -> TokenManager:
         """The one TokenManager. Touch it only from jobs passed to :meth:`submit`."""
         if self._manager is None:

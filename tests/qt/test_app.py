@@ -219,3 +219,51 @@ def test_a_reload_changes_only_what_the_answer_changed(qtbot, make_app, simplejw
     assert [chart.observations.item(i).text() for i in range(chart.observations.count())] == [
         "note: x"
     ]
+
+
+def test_quitting_a_memory_only_icu_session_leaves_no_live_refresh_token(
+    qtbot, make_app, simplejwt_server
+):
+    from kiosk.core import profile
+
+    # The ICU profile never persists the refresh token: the production vault is memory.
+    app = make_app(simplejwt_server, profile("icu"), vault=None)
+    sign_in(qtbot, app)
+    assert simplejwt_server.live_refresh_tokens("alice") == 1
+    app.shutdown()
+    assert simplejwt_server.live_refresh_tokens("alice") == 0
+    qtbot.wait(100)  # the sign-out's queued events arrive after the windows closed
+    assert [e.data.get("reason") for e in app.recent_events if e.kind.value == "logged_out"] == [
+        "closed"
+    ]
+    assert not app.login_window.isVisible()
+    assert app.windows == []
+
+
+def test_quitting_leaves_a_session_in_the_keyring_for_the_next_start(
+    qtbot, make_app, simplejwt_server
+):
+    from kiosk.core import StoredSession
+
+    class KeyringLike:
+        """Outside the process as far as the kiosk can tell (not a MemoryVault)."""
+
+        description = "keyring: test"
+        saved: StoredSession | None = None
+
+        def load(self) -> StoredSession | None:
+            return self.saved
+
+        def store(self, session: StoredSession) -> None:
+            self.saved = session
+
+        def clear(self) -> None:
+            self.saved = None
+
+    vault = KeyringLike()
+    app = make_app(simplejwt_server, vault=vault)
+    sign_in(qtbot, app)
+    app.shutdown()
+    assert simplejwt_server.live_refresh_tokens("alice") == 1
+    assert vault.saved is not None
+    assert vault.saved.user == "alice"

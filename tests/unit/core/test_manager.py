@@ -388,6 +388,63 @@ async def test_a_failing_keyring_falls_back_to_memory_with_a_security_event(cloc
     await tm.aclose()
 
 
+class DictVault:
+    """A vault outside the process, as far as the manager can tell (not a MemoryVault)."""
+
+    description = "keyring: test"
+
+    def __init__(self) -> None:
+        self.saved = None
+
+    def load(self):
+        return self.saved
+
+    def store(self, session) -> None:
+        self.saved = session
+
+    def clear(self) -> None:
+        self.saved = None
+
+
+async def test_a_memory_only_session_is_signed_out_at_exit(session):
+    tm, fake, events = session
+    refresh_jti = tm._refresh.jti
+    assert not tm.resumable
+    assert await tm.end_unresumable_session() is True
+    assert tm.state is State.LOGGED_OUT
+    assert refresh_jti in fake.blacklisted  # no refresh token outlives the process
+    ended = [e for e in events if e.kind.value == "logged_out"]
+    assert [e.data["reason"] for e in ended] == ["closed"]
+    assert await tm.end_unresumable_session() is False  # nothing left to end
+
+
+async def test_a_session_in_a_persistent_vault_is_left_for_the_next_process(clock):
+    fake = FakeSimpleJWT(clock)
+    vault = DictVault()
+    tm = TokenManager(SERVER, clock=clock, vault=vault, transport=fake.transport())
+    await tm.start()
+    await tm.login("alice", "alice-secret")
+    assert tm.resumable
+    assert await tm.end_unresumable_session() is False
+    assert tm.state is State.ACTIVE
+    assert fake.blacklisted == set()
+    assert vault.saved is not None
+    assert vault.saved.user == "alice"
+    await tm.aclose()
+
+
+async def test_an_unresumable_session_that_cannot_be_revoked_says_so(session):
+    tm, _fake, events = session
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("ward Wi-Fi is down", request=request)
+
+    tm._http._transport = httpx.MockTransport(refuse)
+    assert await tm.end_unresumable_session() is True
+    assert tm.state is State.LOGGED_OUT
+    assert "logout_not_revoked" in kinds(events)
+
+
 # ----------------------------------------------------------------- TokenAuth
 
 
