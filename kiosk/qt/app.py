@@ -288,7 +288,7 @@ class KioskApp(QObject):
 
     def _close_all_windows(self) -> None:
         if self.reauth_dialog is not None:
-            self.reauth_dialog.close()
+            self.reauth_dialog.dismiss()
             self.reauth_dialog = None
         for window in list(self.windows):
             window.close()
@@ -341,7 +341,7 @@ class KioskApp(QObject):
         if state == "needs_reauth" and self.windows:
             self._ask_reauthentication()
         elif state == "active" and self.reauth_dialog is not None:
-            self.reauth_dialog.close()
+            self.reauth_dialog.dismiss()
             self.reauth_dialog = None
         elif state == "ended" and self.windows:
             self._end_workspace(
@@ -358,6 +358,7 @@ class KioskApp(QObject):
         parent = self.windows[0] if self.windows else None
         dialog = ReauthDialog(self.username_label, self.facts.user or "", reason, parent)
         dialog.form.submitted.connect(self._reauthenticate)
+        dialog.sign_out_requested.connect(self.sign_out)
         self.reauth_dialog = dialog
         if not self.locked:
             dialog.show()
@@ -372,7 +373,7 @@ class KioskApp(QObject):
             if error is not None:
                 self.reauth_dialog.form.show_error(friendly_error(error))
                 return
-            self.reauth_dialog.close()
+            self.reauth_dialog.dismiss()
             self.reauth_dialog = None
 
         self.bridge.submit(job, done)

@@ -7,7 +7,8 @@ and errors are sentences a nurse understands, never a stack trace.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDialog,
     QFormLayout,
@@ -217,7 +218,19 @@ class LockPage(QWidget):
 
 
 class ReauthDialog(QDialog):
-    """Asks for the password again after a definitive refresh failure; the work stays open."""
+    """Asks for the password again after a definitive refresh failure; the work stays open.
+
+    The nurse cannot dismiss it (Escape and the title bar's close do nothing): hidden, it
+    would leave her in a workspace whose requests all fail, with nothing saying why. Her ways
+    out are her password or *Sign out* (a colleague takes over). The application closes it
+    with :meth:`dismiss`, which also frees it: one dialog per re-authentication stayed alive,
+    as a child of the ward board, for the rest of the shift.
+
+    Signals:
+        sign_out_requested(): the nurse chose to sign out instead.
+    """
+
+    sign_out_requested = Signal()
 
     def __init__(self, username_label: str, user: str, reason: str, parent: QWidget | None = None):
         super().__init__(parent)
@@ -231,6 +244,29 @@ class ReauthDialog(QDialog):
         self.form = CredentialsForm(username_label, "Sign in again", self)
         self.form.reset(user)
         self.form.username.setReadOnly(True)
+        self.sign_out_button = QPushButton("Sign out", self)
+        self.sign_out_button.setAccessibleName("Sign out instead")
+        self.sign_out_button.setAutoDefault(False)
+        self.sign_out_button.clicked.connect(self.sign_out_requested)
         layout = QVBoxLayout(self)
         layout.addWidget(message)
         layout.addWidget(self.form)
+        layout.addWidget(self.sign_out_button)
+        self._dismissed = False
+
+    def dismiss(self) -> None:
+        """Close and free the dialog (the session was renewed or has ended)."""
+        self._dismissed = True
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.close()
+
+    def reject(self) -> None:
+        """Escape: ignored (see the class docstring); QDialog's close goes through here too."""
+        if self._dismissed:
+            super().reject()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._dismissed:
+            event.ignore()
+            return
+        super().closeEvent(event)

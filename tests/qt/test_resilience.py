@@ -9,8 +9,9 @@ import time
 
 import httpx
 import pytest
+import shiboken6
 from conftest import sign_in
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer
 
 from kiosk.core import BackoffPolicy, SessionPolicy
 from kiosk.testing.faults import FaultInjector
@@ -98,9 +99,15 @@ def test_a_revoked_session_asks_for_the_password_and_keeps_the_work(
     assert chart in app.windows
     assert board.banner.isVisible()
     assert "revoked" in board.banner.text
+    qtbot.keyClick(dialog, Qt.Key.Key_Escape)  # cannot be dismissed: the work needs a session
+    dialog.close()
+    assert dialog.isVisible()
     dialog.form.password.setText("alice-secret")
     dialog.form.button.click()
     qtbot.waitUntil(lambda: app.reauth_dialog is None, timeout=10000)
+    # Freed, not only hidden (deferred deletes wait for the top event loop: deliver them).
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert not shiboken6.isValid(dialog)
     assert app.bridge.state == "active"
     assert chart.value.text() == "BP 121/79, unsent"
     chart.record_button.click()
@@ -152,3 +159,39 @@ def test_100000_signal_emits_do_not_crash():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "100000"
+
+
+def test_signing_out_from_the_reauthentication_dialog_ends_the_session(
+    qtbot, make_app, simplejwt_server
+):
+    app = make_app(simplejwt_server)
+    before = simplejwt_server.live_refresh_tokens("alice")  # the server is shared by tests
+    sign_in(qtbot, app)
+    assert app.bridge.run_sync(_revoke_then_refresh(simplejwt_server)) == (
+        "NeedsReauthenticationError"
+    )
+    qtbot.waitUntil(lambda: app.reauth_dialog is not None, timeout=5000)
+    dialog = app.reauth_dialog
+    assert dialog.sign_out_button.accessibleName() == "Sign out instead"
+    with qtbot.waitSignal(app.signed_out, timeout=10000) as ended:
+        dialog.sign_out_button.click()
+    assert ended.args == ["signed_out"]
+    assert app.reauth_dialog is None
+    assert app.windows == []
+    assert app.login_window.isVisible()
+    assert app.bridge.state == "logged_out"
+    assert simplejwt_server.live_refresh_tokens("alice") == before
+
+
+def _revoke_then_refresh(server):
+    async def job(manager):
+        refresh = manager.vault.load().refresh
+        async with httpx.AsyncClient() as raw:
+            await raw.post(f"{server.base_url}/api/token/blacklist/", json={"refresh": refresh})
+        try:
+            await manager.refresh()
+        except Exception as exc:
+            return type(exc).__name__
+        return None
+
+    return job
