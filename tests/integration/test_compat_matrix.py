@@ -2,7 +2,7 @@
 
 For each variant (stock simplejwt with and without rotation/blacklist, sliding tokens, djoser,
 dj-rest-auth cookie mode, a custom user model with email login plus a JWT header type, renamed
-claims and SessionAuthentication first, RS256 with a key pair made here) the real reference
+claims and SessionAuthentication first, RS256 and ES256 with key pairs made here) the real reference
 server runs under gunicorn (shared per variant by the plugin's factory), ``kiosk check-server
 --json`` probes it in a subprocess exactly as IT would, and a short session through
 ``TokenManager`` - login, refresh, API call, logout - runs with the ``[server]`` TOML it printed.
@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from kiosk.core import (
     InvalidCredentialsError,
@@ -44,6 +44,17 @@ PRIVATE_PEM = _KEY.private_bytes(
 ).decode()
 PUBLIC_PEM = (
     _KEY.public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
+_EC_KEY = ec.generate_private_key(ec.SECP256R1())
+EC_PRIVATE_PEM = _EC_KEY.private_bytes(
+    serialization.Encoding.PEM,
+    serialization.PrivateFormat.PKCS8,
+    serialization.NoEncryption(),
+).decode()
+EC_PUBLIC_PEM = (
+    _EC_KEY.public_key()
     .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     .decode()
 )
@@ -195,6 +206,18 @@ VARIANTS: dict[str, Variant] = {
             "logout_revokes": True,
         },
     ),
+    "simplejwt-5.3": Variant(
+        # The release many hospitals still run: the same wire, but ``user_id`` an int.
+        server={},
+        expect={
+            **STOCK,
+            "rotation": True,
+            "blacklist_after_rotation": True,
+            "logout_revokes": True,
+            "user_id_type": "int",
+        },
+        extra={"simplejwt": "5.3.1"},
+    ),
     "rs256-issuer-audience": Variant(
         server={
             "extra_env": {
@@ -207,7 +230,20 @@ VARIANTS: dict[str, Variant] = {
         },
         flags=("--algorithm", "RS256", "--issuer", ISSUER, "--audience", AUDIENCE),
         expect={"algorithm": "RS256", "signature_verified": True, "logout_revokes": True},
-        extra={"verify_key": True},
+        extra={"verify_key": PUBLIC_PEM},
+    ),
+    "es256": Variant(
+        # ECDSA P-256: simplejwt signs through PyJWT's cryptography backend, as for RS256.
+        server={
+            "extra_env": {
+                "KIOSK_SERVER_ALGORITHM": "ES256",
+                "KIOSK_SERVER_SIGNING_KEY": EC_PRIVATE_PEM,
+                "KIOSK_SERVER_VERIFYING_KEY": EC_PUBLIC_PEM,
+            }
+        },
+        flags=("--algorithm", "ES256"),
+        expect={"algorithm": "ES256", "signature_verified": True, "logout_revokes": True},
+        extra={"verify_key": EC_PUBLIC_PEM},
     ),
 }
 
@@ -232,8 +268,13 @@ def run_check_server(
 
 
 @pytest.fixture(scope="module")
-def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("keys") / "jwt-public.pem"
+def key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("keys")
+
+
+@pytest.fixture(scope="module")
+def key_file(key_dir: Path) -> Path:
+    path = key_dir / "jwt-public.pem"
     path.write_text(PUBLIC_PEM)
     return path
 
@@ -241,18 +282,49 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 CheckResult = tuple[ReferenceServer, dict[str, Any]]
 
 
+def other_simplejwt(version: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another release of djangorestframework-simplejwt, for the server's ``PYTHONPATH`` only.
+
+    Installed from PyPI without dependencies (it is pure Python and runs on the Django, DRF and
+    PyJWT the project has); the server imports it before the site-packages one. A failed
+    install fails the test: the row must not be skipped silently.
+    """
+    target = tmp_path_factory.mktemp(f"simplejwt-{version}")
+    subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--no-deps", "--target", str(target), f"djangorestframework-simplejwt=={version}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )  # fmt: skip
+    return target
+
+
 @pytest.fixture(scope="module")
-def checked(simplejwt_server_factory: Any, key_file: Path) -> Callable[[str], CheckResult]:
+def checked(
+    simplejwt_server_factory: Any, key_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], CheckResult]:
     """``checked(name)``: the variant's server and check-server's JSON (once per variant)."""
     cache: dict[str, CheckResult] = {}
 
     def get(name: str) -> CheckResult:
         if name not in cache:
             variant = VARIANTS[name]
-            server = simplejwt_server_factory(**variant.server)
+            server_kwargs = dict(variant.server)
+            if "simplejwt" in variant.extra:
+                release = other_simplejwt(variant.extra["simplejwt"], tmp_path_factory)
+                server_kwargs["extra_env"] = {
+                    **server_kwargs.get("extra_env", {}),
+                    "PYTHONPATH": str(release),
+                }
+            server = simplejwt_server_factory(**server_kwargs)
             flags = list(variant.flags)
             if variant.extra.get("verify_key"):
-                flags += ["--verify-key", str(key_file)]
+                key = key_dir / f"{name}-public.pem"
+                key.write_text(variant.extra["verify_key"])
+                flags += ["--verify-key", str(key)]
             code, out, err = run_check_server(
                 server,
                 "--username",
@@ -307,7 +379,8 @@ def test_check_server_detects_the_variant(name: str, checked: Callable[[str], Ch
     assert abs(report["clock_skew_s"]) < 2.0  # same machine
     assert report["latency_ms"]["login"] > 0
     assert report["latency_ms"]["refresh"] > 0
-    assert report["user_id_type"] == "str"  # simplejwt 5.5 sends user_id as a string
+    # simplejwt 5.5 sends user_id as a string, 5.3 as an int (its row expects that).
+    assert report["user_id_type"] == variant.expect.get("user_id_type", "str")
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -370,11 +443,20 @@ async def _still_refreshes(server: ReferenceServer, settings: Any, token: str) -
     return response.status_code == 200
 
 
-async def test_rs256_token_that_fails_verification_is_a_security_event(
-    checked: Callable[[str], CheckResult], tmp_path: Path
+def _other_key(algorithm: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+    if algorithm == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.mark.parametrize(
+    ("name", "algorithm"), [("rs256-issuer-audience", "RS256"), ("es256", "ES256")]
+)
+async def test_a_token_that_fails_verification_is_a_security_event(
+    name: str, algorithm: str, checked: Callable[[str], CheckResult], tmp_path: Path
 ):
-    server, report = checked("rs256-issuer-audience")
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    server, report = checked(name)
+    other = _other_key(algorithm)  # the right algorithm, someone else's key
     wrong_pem = (
         other.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
