@@ -2,6 +2,7 @@
 
     python bench/burst_probe.py        # ~5 min; one JSON object on stdout, progress on stderr
     python bench/burst_probe.py --repeat 3 --no-static --access-s 20   # more rounds, less waiting
+    python bench/burst_probe.py --rtt-ms 100 --no-static --no-all-at-once  # a remote server
 
 Bursts of 1,000 concurrent GETs, each on its own ``AsyncClient`` (pool of 1,100), against one
 reference server (gunicorn gthread 2x8), one after the other in one process. Each kiosk and
@@ -19,6 +20,10 @@ authlib burst first waits, loop blocked, until its session's access token has ex
   authlib's lock amounts to);
 * ``kiosk_all_at_once``: no hand-off at all: every waiter leaves in the loop iteration the
   refresh lands in, which is what the gate did before (bench/out/quick1.json: 25.8 s).
+
+``--rtt-ms`` puts bench/latency_proxy.py between every client and the server (the server's
+counters are still read directly): the same bursts against a server that far away, for the
+hand-off's tuning, which was made on the loopback.
 
 Each burst reports its wall time, the refreshes and failures the server saw, the client's CPU
 time, and ``connections``: how many connections the client's pool opened.
@@ -41,10 +46,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import socket
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +90,45 @@ VARIANTS: dict[str, dict[str, int]] = {
         "HANDOFF_MAX_LIMIT": 10 * N,
     },
 }
+
+
+class _Behind:
+    """The server as the clients see it through the latency proxy (counters read directly)."""
+
+    def __init__(self, server: ReferenceServer, base_url: str) -> None:
+        self._server = server
+        self.base_url = base_url
+
+    def reset_stats(self) -> None:
+        self._server.reset_stats()
+
+    def stats(self) -> dict[str, int]:
+        return self._server.stats()
+
+
+@contextlib.contextmanager
+def _latency_proxy(server: ReferenceServer, rtt_ms: float) -> Iterator[Any]:
+    """``server`` itself, or, with ``rtt_ms``, the server behind the latency proxy."""
+    if not rtt_ms:
+        yield server
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = Path(__file__).with_name("latency_proxy.py")
+    proxy = subprocess.Popen(
+        [sys.executable, str(script), str(port), str(server.port), str(rtt_ms)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proxy.stdout is not None
+        if proxy.stdout.readline().strip() != "ready":
+            raise RuntimeError("the latency proxy did not start")
+        yield _Behind(server, f"http://127.0.0.1:{port}")
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
 
 
 def _count_connections(client: httpx.AsyncClient) -> list[int]:
@@ -189,7 +237,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     variants = [v for v in VARIANTS if not (args.no_all_at_once and v == "kiosk_all_at_once")]
-    with ReferenceServer(access_s=args.access_s, workers=2, threads=8) as server:
+    out["rtt_ms"] = args.rtt_ms
+    with (
+        ReferenceServer(access_s=args.access_s, workers=2, threads=8) as real,
+        _latency_proxy(real, args.rtt_ms) as server,
+    ):
         await static_burst(server, 200)  # warm-up
         if not args.no_static:
             progress("static")
@@ -222,4 +274,7 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=2, help="rounds of authlib + kiosk variants")
     parser.add_argument("--no-static", action="store_true", help="skip the static-token bursts")
     parser.add_argument("--no-all-at-once", action="store_true", help="skip the old gate (~30 s)")
+    parser.add_argument(
+        "--rtt-ms", type=float, default=0.0, help="round-trip time a proxy adds (a remote server)"
+    )
     print(json.dumps(asyncio.run(main(parser.parse_args()))), flush=True)

@@ -18,6 +18,9 @@
   with the RSS at three windows (board + two charts) and at four (board + three charts).
 * ``rss-steps URL``: the ``rss-kiosk`` path with the RSS (MB) after each step, for finding
   where the memory goes; prints one JSON object (step name -> MB), in order.
+* ``rss-maps-floor URL`` / ``rss-maps-kiosk URL``: the ``rss-floor`` / ``rss-kiosk`` states
+  with their RSS per memory mapping (MB, from ``/proc/self/smaps``, largest first): which
+  libraries' code pages and how much anonymous memory the difference is.
 * ``ui-stall URL``: the UI thread's stalls while five windows keep requesting through the
   bridge across N token refreshes; prints one JSON object (see :func:`ui_stall`).
 """
@@ -30,6 +33,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -71,7 +75,22 @@ def startup_kiosk() -> None:
     app.exec()
 
 
-def rss_floor(_url: str) -> None:
+def _rss_by_mapping() -> dict[str, float]:
+    """RSS (MB) per mapped file (``[anon]``, ``[heap]``, ...), largest first."""
+    totals: dict[str, int] = {}
+    name = "[anon]"
+    with open("/proc/self/smaps", encoding="utf-8", errors="replace") as smaps:
+        for line in smaps:
+            head = line.split(maxsplit=6)
+            if "-" in head[0] and len(head) >= 5 and ":" not in head[0]:
+                name = head[5].strip() if len(head) > 5 else "[anon]"
+            elif head[0] == "Rss:":
+                totals[name] = totals.get(name, 0) + int(head[1])
+    ordered = sorted(totals.items(), key=lambda item: -item[1])
+    return {key: round(kb / 1024, 2) for key, kb in ordered if kb >= 100}
+
+
+def rss_floor(_url: str, *, report: Callable[[], object] = _rss) -> None:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QWidget
 
@@ -84,8 +103,28 @@ def rss_floor(_url: str) -> None:
     window = QWidget()
     window.resize(640, 480)
     window.show()
-    QTimer.singleShot(200, lambda: (print(_rss(), flush=True), app.quit()))
+    QTimer.singleShot(200, lambda: (print(json.dumps(report()), flush=True), app.quit()))
     app.exec()
+
+
+def rss_maps_floor(url: str) -> None:
+    rss_floor(url, report=_rss_by_mapping)
+
+
+def rss_maps_kiosk(url: str) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([])
+    from kiosk.qt.walkthrough import pump
+
+    kiosk = _signed_in(url)
+    for row in (0, 1, 2):
+        _open_chart(kiosk, row)
+        pump(0.5)
+    print(json.dumps(_rss_by_mapping()), flush=True)
+    kiosk.bridge.run_sync(_logout)  # type: ignore[attr-defined]
+    kiosk.shutdown()  # type: ignore[attr-defined]
+    del app
 
 
 def rss_floor_fixed(url: str) -> None:
@@ -369,5 +408,7 @@ if __name__ == "__main__":
         "rss-floor-fixed": rss_floor_fixed,
         "rss-kiosk": rss_kiosk,
         "rss-steps": rss_steps,
+        "rss-maps-floor": rss_maps_floor,
+        "rss-maps-kiosk": rss_maps_kiosk,
         "ui-stall": ui_stall,
     }[probe](*rest)
