@@ -18,6 +18,7 @@ from PySide6.QtGui import QColor, QPainter, QPixmap
 from kiosk.core import BackoffPolicy, MemoryVault, ServerSettings, SessionPolicy, TokenManager
 from kiosk.qt.app import KioskApp
 from kiosk.qt.walkthrough import pump, save_screenshot, wait_until
+from kiosk.qt.ward import PatientChart, WardBoard
 from kiosk.testing.faults import FaultInjector
 
 
@@ -52,10 +53,14 @@ def take_screenshots(directory: Path, base_url: str, user: str = "alice") -> lis
         form.button.click()
         wait_until(lambda: bool(app.windows), 30, "the workspace")
         board = app.windows[0]
+        if not isinstance(board, WardBoard):
+            raise RuntimeError("the screenshots need the demo ward board as the workspace")
         wait_until(lambda: board.table.rowCount() > 0, 30, "patients")
         board.table.selectRow(0)
         board.open_button.click()
         chart = app.windows[-1]
+        if not isinstance(chart, PatientChart):
+            raise RuntimeError("the ward board opened no patient chart")
         wait_until(lambda: chart.observations.count() >= 0, 5, "the chart")
         chart.value.setText("118/76")
         shots.append(save_screenshot(board, directory / "workspace.png"))

@@ -170,7 +170,7 @@ class Walkthrough:
         form.password.setText(self.password)
         form.button.click()
         wait_until(
-            lambda: bool(self.app.windows) or (form.button.isEnabled() and form.error.text()),
+            lambda: bool(self.app.windows) or (form.button.isEnabled() and bool(form.error.text())),
             self.step_timeout_s,
             "the workspace",
         )
