@@ -78,6 +78,11 @@ fast path do not go through the hand-off). ``python bench/burst_probe.py``
 1.5-1.8 s client CPU), authlib 4.16 s (15-29 connections, 2.3-4.9 s), one per iteration
 without the limit 6.64 s (53-86 connections), all at once (the old gate) 25.2 s (1,000).
 The machine is shared and noisy: single runs of the same code vary by +-30 %.
+
+At a distance (``bench/burst_probe.py --rtt-ms 100``: a proxy adds 100 ms of round trip) the
+limit matters more: kiosk 5.2-5.7 s with ~48 connections, one per iteration without it 17-20 s
+(530-610), a valid static token all at once 28.6 s (1,000), authlib 27-29 s with ~100
+refreshes and ~100 failed requests (bench/RESULTS.md).
 """
 
 from __future__ import annotations
