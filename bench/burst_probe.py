@@ -236,6 +236,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for name in ("GATE_RELEASE_BATCH", "HANDOFF_MIN_LIMIT", "HANDOFF_MAX_LIMIT")
         },
     }
+    for limit in args.max_limits:
+        VARIANTS[f"kiosk_max_limit_{limit}"] = {"HANDOFF_MAX_LIMIT": limit}
     variants = [v for v in VARIANTS if not (args.no_all_at_once and v == "kiosk_all_at_once")]
     out["rtt_ms"] = args.rtt_ms
     with (
@@ -274,6 +276,12 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=2, help="rounds of authlib + kiosk variants")
     parser.add_argument("--no-static", action="store_true", help="skip the static-token bursts")
     parser.add_argument("--no-all-at-once", action="store_true", help="skip the old gate (~30 s)")
+    parser.add_argument(
+        "--max-limits",
+        type=lambda text: [int(v) for v in text.split(",") if v],
+        default=[],
+        help="also kiosk with these HANDOFF_MAX_LIMIT values (e.g. 128,256)",
+    )
     parser.add_argument(
         "--rtt-ms", type=float, default=0.0, help="round-trip time a proxy adds (a remote server)"
     )

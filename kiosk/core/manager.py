@@ -80,9 +80,10 @@ without the limit 6.64 s (53-86 connections), all at once (the old gate) 25.2 s 
 The machine is shared and noisy: single runs of the same code vary by +-30 %.
 
 At a distance (``bench/burst_probe.py --rtt-ms 100``: a proxy adds 100 ms of round trip) the
-limit matters more: kiosk 5.2-5.7 s with ~48 connections, one per iteration without it 17-20 s
-(530-610), a valid static token all at once 28.6 s (1,000), authlib 27-29 s with ~100
-refreshes and ~100 failed requests (bench/RESULTS.md).
+limit matters more: kiosk 5.2-6.2 s with ~50 connections in five rounds, one per iteration
+without it 12-20 s (300-630), a valid static token all at once 28.6 s (1,000), authlib
+16-41 s, with up to 241 refreshes and 240 failed requests. A ceiling of 128 or 256 instead
+of 64 changed nothing measurable there (bench/RESULTS.md).
 """
 
 from __future__ import annotations
