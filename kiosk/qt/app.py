@@ -172,7 +172,9 @@ class KioskApp(QObject):
         self._tick.stop()
         if end_unresumable and self.bridge.started:
             try:
-                self.bridge.run_sync(_end_unresumable_session, timeout=self.server.timeout_s + 5.0)
+                # An in-flight refresh may land first, then the revocation: two token calls.
+                timeout = 2 * self.server.timeout_s + 5.0
+                self.bridge.run_sync(_end_unresumable_session, timeout=timeout)
             except Exception:
                 log.warning("signing out the memory-only session on exit failed", exc_info=True)
         for window in list(self.windows):
