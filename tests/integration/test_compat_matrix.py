@@ -36,28 +36,24 @@ from kiosk.testing.server.runner import ReferenceServer
 
 pytestmark = pytest.mark.server
 
-_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-PRIVATE_PEM = _KEY.private_bytes(
-    serialization.Encoding.PEM,
-    serialization.PrivateFormat.PKCS8,
-    serialization.NoEncryption(),
-).decode()
-PUBLIC_PEM = (
-    _KEY.public_key()
-    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    .decode()
-)
-_EC_KEY = ec.generate_private_key(ec.SECP256R1())
-EC_PRIVATE_PEM = _EC_KEY.private_bytes(
-    serialization.Encoding.PEM,
-    serialization.PrivateFormat.PKCS8,
-    serialization.NoEncryption(),
-).decode()
-EC_PUBLIC_PEM = (
-    _EC_KEY.public_key()
-    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    .decode()
-)
+
+def _pem_pair(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> tuple[str, str]:
+    """The private key (PKCS#8) and its public key (SubjectPublicKeyInfo), as PEM text."""
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+PRIVATE_PEM, PUBLIC_PEM = _pem_pair(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+EC_PRIVATE_PEM, EC_PUBLIC_PEM = _pem_pair(ec.generate_private_key(ec.SECP256R1()))
 ISSUER = "https://ehr.ward.example"
 AUDIENCE = "ward-kiosk"
 
@@ -92,15 +88,13 @@ STOCK = {
     "refresh_lifetime_s": 43200.0,
 }
 
+#: Stock simplejwt as the CareLink guide runs it: rotation, blacklist after rotation, logout.
+ROTATING = {**STOCK, "rotation": True, "blacklist_after_rotation": True, "logout_revokes": True}
+
 VARIANTS: dict[str, Variant] = {
     "simplejwt-rotate-blacklist": Variant(
         server={},
-        expect={
-            **STOCK,
-            "rotation": True,
-            "blacklist_after_rotation": True,
-            "logout_revokes": True,
-        },
+        expect=ROTATING,
     ),
     "simplejwt-no-rotation": Variant(
         server={"rotate": False, "access_s": 120, "refresh_s": 3600},
@@ -199,23 +193,12 @@ VARIANTS: dict[str, Variant] = {
     "simplejwt-translated-detail": Variant(
         # LocaleMiddleware + LANGUAGE_CODE "de": every ``detail`` arrives in German.
         server={"extra_env": {"KIOSK_SERVER_LANGUAGE": "de"}},
-        expect={
-            **STOCK,
-            "rotation": True,
-            "blacklist_after_rotation": True,
-            "logout_revokes": True,
-        },
+        expect=ROTATING,
     ),
     "simplejwt-5.3": Variant(
         # The release many hospitals still run: the same wire, but ``user_id`` an int.
         server={},
-        expect={
-            **STOCK,
-            "rotation": True,
-            "blacklist_after_rotation": True,
-            "logout_revokes": True,
-            "user_id_type": "int",
-        },
+        expect={**ROTATING, "user_id_type": "int"},
         extra={"simplejwt": "5.3.1"},
     ),
     "rs256-issuer-audience": Variant(
@@ -456,12 +439,7 @@ async def test_a_token_that_fails_verification_is_a_security_event(
     name: str, algorithm: str, checked: Callable[[str], CheckResult], tmp_path: Path
 ):
     server, report = checked(name)
-    other = _other_key(algorithm)  # the right algorithm, someone else's key
-    wrong_pem = (
-        other.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    _, wrong_pem = _pem_pair(_other_key(algorithm))  # the right algorithm, another key
     config = tmp_path / "kiosk.toml"
     config.write_text(report["config"])
     settings = load_config(config, verify_key=wrong_pem)
