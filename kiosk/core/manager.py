@@ -123,6 +123,7 @@ from kiosk.core.dialect import (
     RefreshRejectedError,
     WireRequest,
     WireResponse,
+    error_code,
     make_dialect,
 )
 from kiosk.core.errors import (
@@ -709,7 +710,15 @@ class TokenManager:
             response = await self._call(request)
         except (KioskError, _OutcomeUnknown, httpx.HTTPError):
             return False
-        return 200 <= response.status_code < 300
+        if 200 <= response.status_code < 300:
+            return True
+        # The server refused the token itself (blacklisted already, expired): nothing valid is
+        # left there, which is all revoking is for. Signing out after a definitive refresh
+        # failure used to report "stays valid on the server" for a token the server had killed.
+        return (
+            response.status_code == 401
+            and error_code(response, self._server.max_body_bytes) == "token_not_valid"
+        )
 
     # ------------------------------------------------------------------ lock / unlock
 

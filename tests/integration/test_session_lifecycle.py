@@ -148,6 +148,30 @@ async def test_rotation_blacklists_the_old_refresh_token(simplejwt_server, sessi
     assert "blacklisted" in reused.json()["detail"].lower()
 
 
+async def test_signing_out_a_session_revoked_elsewhere_is_not_a_failed_revocation(
+    simplejwt_server, session_for
+):
+    # IT blacklisted the token (or a definitive refresh failure preceded the sign-out): the
+    # server answers the blacklist call 401 token_not_valid, and nothing of it is live there.
+    async with session_for(simplejwt_server) as (tm, _api, recorder, vault):
+        stored = vault.load()
+        async with httpx.AsyncClient() as raw:
+            first = await raw.post(
+                f"{simplejwt_server.base_url}/api/token/blacklist/",
+                json={"refresh": stored.refresh},
+            )
+            again = await raw.post(
+                f"{simplejwt_server.base_url}/api/token/blacklist/",
+                json={"refresh": stored.refresh},
+            )
+        assert first.status_code == 200
+        assert (again.status_code, again.json()["code"]) == (401, "token_not_valid")
+        await tm.logout()
+        assert tm.state is State.LOGGED_OUT
+        assert "logged_out" in recorder.kinds()
+        assert "logout_not_revoked" not in recorder.kinds()
+
+
 async def test_logout_blacklists_the_refresh_token_and_wipes_the_vault(
     simplejwt_server, session_for
 ):

@@ -433,6 +433,29 @@ async def test_a_session_in_a_persistent_vault_is_left_for_the_next_process(cloc
     await tm.aclose()
 
 
+async def test_signing_out_a_token_the_server_already_refuses_is_not_a_failed_revocation(
+    session,
+):
+    tm, fake, events = session
+    fake.blacklisted.add(tm._refresh.jti)  # revoked elsewhere: the server answers 401
+    await tm.logout()
+    assert tm.state is State.LOGGED_OUT
+    assert fake.calls["blacklist"] == 1
+    assert "logout_not_revoked" not in kinds(events)
+
+
+async def test_a_refused_sign_out_for_another_reason_still_says_the_token_may_live(session):
+    tm, _fake, events = session
+
+    def forbidden(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(403, json={"detail": "CSRF Failed", "code": "permission_denied"})
+
+    tm._http._transport = httpx.MockTransport(forbidden)
+    await tm.logout()
+    assert tm.state is State.LOGGED_OUT
+    assert "logout_not_revoked" in kinds(events)
+
+
 async def test_an_unresumable_session_that_cannot_be_revoked_says_so(session):
     tm, _fake, events = session
 
