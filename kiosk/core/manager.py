@@ -781,9 +781,7 @@ class TokenManager:
 
     async def logout(self) -> None:
         """Sign out: revoke the refresh token on the server, wipe memory and the vault."""
-        async with self._login_lock:
-            if self._machine.state in LIVE_STATES:
-                await self._end_session("signed_out", by_cap=False)
+        await self._sign_out("signed_out")
 
     @property
     def resumable(self) -> bool:
@@ -807,12 +805,14 @@ class TokenManager:
         can use or revoke any more. The event is ``logged_out`` with reason ``closed``; when the
         server cannot be reached, ``logout_not_revoked`` says the token stays valid there.
         """
-        if self.resumable:
-            return False
+        return not self.resumable and await self._sign_out("closed")
+
+    async def _sign_out(self, reason: str) -> bool:
+        """End a live session (revoke, wipe) with ``reason``; True if there was one."""
         async with self._login_lock:
             if self._machine.state not in LIVE_STATES:
                 return False
-            await self._end_session("closed", by_cap=False)
+            await self._end_session(reason, by_cap=False)
         return True
 
     # ------------------------------------------------------------------ the gate

@@ -174,7 +174,7 @@ class KioskApp(QObject):
             try:
                 # An in-flight refresh may land first, then the revocation: two token calls.
                 timeout = 2 * self.server.timeout_s + 5.0
-                self.bridge.run_sync(_end_unresumable_session, timeout=timeout)
+                self.bridge.run_sync(TokenManager.end_unresumable_session, timeout=timeout)
             except Exception:
                 log.warning("signing out the memory-only session on exit failed", exc_info=True)
         for window in list(self.windows):
@@ -418,7 +418,3 @@ class KioskApp(QObject):
         for window in self.windows:
             window.indicator.show_view(view)
         self.view_changed.emit()
-
-
-async def _end_unresumable_session(manager: TokenManager) -> bool:
-    return await manager.end_unresumable_session()

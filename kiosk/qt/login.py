@@ -8,7 +8,6 @@ and errors are sentences a nurse understands, never a stack trace.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDialog,
     QFormLayout,
@@ -261,12 +260,10 @@ class ReauthDialog(QDialog):
         self.close()
 
     def reject(self) -> None:
-        """Escape: ignored (see the class docstring); QDialog's close goes through here too."""
+        """Escape and close: ignored (see the class docstring).
+
+        QDialog's own ``closeEvent`` closes through ``reject()`` and refuses the close while
+        the dialog stays visible, so this one override covers the title bar's button too.
+        """
         if self._dismissed:
             super().reject()
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        if not self._dismissed:
-            event.ignore()
-            return
-        super().closeEvent(event)
