@@ -244,28 +244,15 @@ def test_quitting_a_memory_only_icu_session_leaves_no_live_refresh_token(
 def test_quitting_leaves_a_session_in_the_keyring_for_the_next_start(
     qtbot, make_app, simplejwt_server
 ):
-    from kiosk.core import StoredSession
+    from kiosk.core import KeyringVault
+    from kiosk.testing.keyring import MemoryKeyring
 
-    class KeyringLike:
-        """Outside the process as far as the kiosk can tell (not a MemoryVault)."""
-
-        description = "keyring: test"
-        saved: StoredSession | None = None
-
-        def load(self) -> StoredSession | None:
-            return self.saved
-
-        def store(self, session: StoredSession) -> None:
-            self.saved = session
-
-        def clear(self) -> None:
-            self.saved = None
-
-    vault = KeyringLike()
+    vault = KeyringVault(simplejwt_server.base_url, backend=MemoryKeyring())
     app = make_app(simplejwt_server, vault=vault)
     before = simplejwt_server.live_refresh_tokens("alice")
     sign_in(qtbot, app)
     app.shutdown()
     assert simplejwt_server.live_refresh_tokens("alice") == before + 1
-    assert vault.saved is not None
-    assert vault.saved.user == "alice"
+    stored = vault.load()
+    assert stored is not None
+    assert stored.user == "alice"

@@ -30,7 +30,9 @@ from kiosk.core import (
 )
 from kiosk.core.auth import GATE_TIMEOUT_EXTENSION
 from kiosk.core.manager import HANDOFF_MIN_LIMIT, HANDOFF_QUEUE_HIGH, HANDOFF_STALL_S
+from kiosk.core.vault import KeyringVault
 from kiosk.testing.clock import VirtualClock, settle
+from kiosk.testing.keyring import MemoryKeyring
 
 BASE = "http://127.0.0.1:9"
 SERVER = ServerSettings(base_url=BASE)
@@ -388,24 +390,6 @@ async def test_a_failing_keyring_falls_back_to_memory_with_a_security_event(cloc
     await tm.aclose()
 
 
-class DictVault:
-    """A vault outside the process, as far as the manager can tell (not a MemoryVault)."""
-
-    description = "keyring: test"
-
-    def __init__(self) -> None:
-        self.saved = None
-
-    def load(self):
-        return self.saved
-
-    def store(self, session) -> None:
-        self.saved = session
-
-    def clear(self) -> None:
-        self.saved = None
-
-
 async def test_a_memory_only_session_is_signed_out_at_exit(session):
     tm, fake, events = session
     refresh_jti = tm._refresh.jti
@@ -420,7 +404,7 @@ async def test_a_memory_only_session_is_signed_out_at_exit(session):
 
 async def test_a_session_in_a_persistent_vault_is_left_for_the_next_process(clock):
     fake = FakeSimpleJWT(clock)
-    vault = DictVault()
+    vault = KeyringVault(BASE, backend=MemoryKeyring())  # outlives the process
     tm = TokenManager(SERVER, clock=clock, vault=vault, transport=fake.transport())
     await tm.start()
     await tm.login("alice", "alice-secret")
@@ -428,8 +412,9 @@ async def test_a_session_in_a_persistent_vault_is_left_for_the_next_process(cloc
     assert await tm.end_unresumable_session() is False
     assert tm.state is State.ACTIVE
     assert fake.blacklisted == set()
-    assert vault.saved is not None
-    assert vault.saved.user == "alice"
+    stored = vault.load()
+    assert stored is not None
+    assert stored.user == "alice"
     await tm.aclose()
 
 

@@ -21,36 +21,10 @@ from kiosk.core.vault import (
     open_vault,
     usable_keyring,
 )
+from kiosk.testing.keyring import MemoryKeyring
 
 SESSION = StoredSession(user="alice", refresh="eyJ.refresh.value", generation=3, login_time=1e9)
 SERVER = "https://api.ward.example/"
-
-
-class DictKeyring(keyring.backend.KeyringBackend):
-    """An in-memory keyring backend (DESIGN §7: register one with keyring.set_keyring)."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        try:
-            del self.entries[(service, username)]
-        except KeyError:
-            raise keyring.errors.PasswordDeleteError(username) from None
-
-
-# Subclasses of KeyringBackend register themselves for keyring's backend discovery; keep
-# this test double out of it so no other test's discovery can pick it.
-keyring.backend.KeyringBackend._classes.discard(DictKeyring)  # type: ignore[attr-defined]
 
 
 class PriorityKeyring:
@@ -119,7 +93,7 @@ def test_memory_vaults_are_separate() -> None:
 
 
 def test_keyring_vault_round_trip_and_namespacing() -> None:
-    backend = DictKeyring()
+    backend = MemoryKeyring()
     vault = KeyringVault(SERVER, workstation="cow-3", backend=backend)
     assert vault.load() is None
     vault.store(SESSION)
@@ -131,7 +105,7 @@ def test_keyring_vault_round_trip_and_namespacing() -> None:
 
 
 def test_keyring_entry_is_json() -> None:
-    backend = DictKeyring()
+    backend = MemoryKeyring()
     KeyringVault(SERVER, workstation="cow-3", backend=backend).store(SESSION)
     (raw,) = backend.entries.values()
     assert json.loads(raw) == {
@@ -143,7 +117,7 @@ def test_keyring_entry_is_json() -> None:
 
 
 def test_keyring_vault_is_namespaced_by_server_and_workstation() -> None:
-    backend = DictKeyring()
+    backend = MemoryKeyring()
     a = KeyringVault("https://a.example", workstation="cow-1", backend=backend)
     b = KeyringVault("https://b.example", workstation="cow-1", backend=backend)
     c = KeyringVault("https://a.example", workstation="cow-2", backend=backend)
@@ -157,13 +131,13 @@ def test_keyring_vault_is_namespaced_by_server_and_workstation() -> None:
 
 
 def test_keyring_vault_defaults_to_the_host_name() -> None:
-    backend = DictKeyring()
+    backend = MemoryKeyring()
     KeyringVault(SERVER, backend=backend).store(SESSION)
     assert list(backend.entries) == [("kiosk:https://api.ward.example", socket.gethostname())]
 
 
 def test_keyring_vault_description_names_the_backend() -> None:
-    assert KeyringVault(SERVER, backend=DictKeyring()).description == "keyring: DictKeyring"
+    assert KeyringVault(SERVER, backend=MemoryKeyring()).description == "keyring: MemoryKeyring"
 
 
 @pytest.mark.parametrize(
@@ -185,7 +159,7 @@ def test_keyring_vault_description_names_the_backend() -> None:
     ],
 )
 def test_a_damaged_entry_is_as_good_as_none(raw: str) -> None:
-    backend = DictKeyring()
+    backend = MemoryKeyring()
     vault = KeyringVault(SERVER, workstation="cow-3", backend=backend)
     backend.entries[("kiosk:https://api.ward.example", "cow-3")] = raw
     assert vault.load() is None
@@ -206,7 +180,7 @@ def test_keyring_failures_become_vault_errors_without_secrets() -> None:
 
 def test_clear_never_raises() -> None:
     KeyringVault(SERVER, workstation="cow-3", backend=BrokenKeyring()).clear()
-    KeyringVault(SERVER, workstation="cow-3", backend=DictKeyring()).clear()  # nothing stored
+    KeyringVault(SERVER, workstation="cow-3", backend=MemoryKeyring()).clear()  # nothing stored
 
 
 # ------------------------------------------------------------------ usable_keyring / open_vault
@@ -244,7 +218,7 @@ def test_a_backend_without_a_priority_attribute_is_usable(
 
 def test_open_vault_uses_a_backend_registered_with_set_keyring() -> None:
     original = keyring.get_keyring()
-    backend = DictKeyring()
+    backend = MemoryKeyring()
     keyring.set_keyring(backend)
     try:
         vault, warning = open_vault(SERVER, persist=True)
@@ -252,7 +226,7 @@ def test_open_vault_uses_a_backend_registered_with_set_keyring() -> None:
         keyring.set_keyring(original)
     assert warning is None
     assert isinstance(vault, KeyringVault)
-    assert vault.description == "keyring: DictKeyring"
+    assert vault.description == "keyring: MemoryKeyring"
     vault.store(SESSION)
     assert ("kiosk:https://api.ward.example", socket.gethostname()) in backend.entries
     assert vault.load() == SESSION
@@ -261,7 +235,7 @@ def test_open_vault_uses_a_backend_registered_with_set_keyring() -> None:
 def test_open_vault_without_persistence_is_memory_without_warning(
     current_keyring: Callable[[object], None],
 ) -> None:
-    backend = DictKeyring()
+    backend = MemoryKeyring()
     current_keyring(backend)
     vault, warning = open_vault(SERVER, persist=False)
     assert isinstance(vault, MemoryVault)
