@@ -112,18 +112,9 @@ def rss_maps_floor(url: str) -> None:
 
 
 def rss_maps_kiosk(url: str) -> None:
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication([])
-    from kiosk.qt.walkthrough import pump
-
-    kiosk = _signed_in(url)
-    for row in (0, 1, 2):
-        _open_chart(kiosk, row)
-        pump(0.5)
+    app, kiosk, _ = _four_windows(url)
     print(json.dumps(_rss_by_mapping()), flush=True)
-    kiosk.bridge.run_sync(_logout)  # type: ignore[attr-defined]
-    kiosk.shutdown()  # type: ignore[attr-defined]
+    _close(kiosk)
     del app
 
 
@@ -137,18 +128,31 @@ def _signed_in(url: str, **app_kwargs: object) -> object:
     """A started KioskApp signed in as alice, its ward board showing patients."""
     from kiosk.core import ServerSettings
     from kiosk.qt.app import KioskApp
-    from kiosk.qt.walkthrough import wait_until
 
     kiosk = KioskApp(ServerSettings(base_url=url), **app_kwargs)  # type: ignore[arg-type]
     kiosk.start()
-    form = kiosk.login_window.form
+    _sign_in(kiosk)
+    return kiosk
+
+
+def _sign_in(kiosk: object) -> None:
+    """Sign alice in through the sign-in window; return when the ward board shows patients."""
+    from kiosk.qt.walkthrough import wait_until
+
+    form = kiosk.login_window.form  # type: ignore[attr-defined]
     form.username.setText("alice")
     form.password.setText("alice-secret")
     form.button.click()
-    wait_until(lambda: bool(kiosk.windows), 30, "the workspace")
-    board = kiosk.windows[0]
-    wait_until(lambda: board.table.rowCount() >= 4, 30, "patients")  # type: ignore[attr-defined]
-    return kiosk
+    windows = kiosk.windows  # type: ignore[attr-defined]
+    wait_until(lambda: bool(windows), 30, "the workspace")
+    board = windows[0]
+    wait_until(lambda: board.table.rowCount() >= 4, 30, "patients")
+
+
+def _close(kiosk: object) -> None:
+    """Sign out (no live token is left on the server) and shut the application down."""
+    kiosk.bridge.run_sync(_logout)  # type: ignore[attr-defined]
+    kiosk.shutdown()  # type: ignore[attr-defined]
 
 
 def _open_chart(kiosk: object, row: int) -> None:
@@ -162,19 +166,25 @@ def _open_chart(kiosk: object, row: int) -> None:
     wait_until(lambda: len(windows) == before + 1, 30, f"chart {row}")
 
 
-def rss_kiosk(url: str) -> None:
+def _four_windows(url: str) -> tuple[object, object, dict[int, int]]:
+    """QApplication, a KioskApp signed in (production default vault: the OS keyring if usable,
+    else memory) with the ward board and three charts open, and the RSS by window count."""
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([])
     from kiosk.qt.walkthrough import pump
 
-    # No vault argument: the production default (the OS keyring if usable, else memory).
     kiosk = _signed_in(url)
     rss: dict[int, int] = {}
     for row in (0, 1, 2):
         _open_chart(kiosk, row)
         pump(0.5)
         rss[len(kiosk.windows)] = _rss()  # type: ignore[attr-defined]
+    return app, kiosk, rss
+
+
+def rss_kiosk(url: str) -> None:
+    app, kiosk, rss = _four_windows(url)
     print(
         json.dumps(
             {
@@ -185,8 +195,7 @@ def rss_kiosk(url: str) -> None:
         ),
         flush=True,
     )
-    kiosk.bridge.run_sync(_logout)  # type: ignore[attr-defined]
-    kiosk.shutdown()  # type: ignore[attr-defined]
+    _close(kiosk)
     del app
 
 
@@ -199,7 +208,7 @@ def rss_steps(url: str) -> None:
     import kiosk.qt  # noqa: F401 - the Qt shell before the core, as in rss-kiosk
     from kiosk.core import ServerSettings
     from kiosk.qt.app import KioskApp
-    from kiosk.qt.walkthrough import pump, wait_until
+    from kiosk.qt.walkthrough import pump
 
     steps["kiosk.qt.app imported (with httpx, PyJWT)"] = _rss() / 2**20
     kiosk_app = KioskApp(ServerSettings(base_url=url))
@@ -207,13 +216,7 @@ def rss_steps(url: str) -> None:
     kiosk_app.start()
     pump(0.3)
     steps["started (network thread, vault, sign-in window)"] = _rss() / 2**20
-    form = kiosk_app.login_window.form
-    form.username.setText("alice")
-    form.password.setText("alice-secret")
-    form.button.click()
-    wait_until(lambda: bool(kiosk_app.windows), 30, "the workspace")
-    board = kiosk_app.windows[0]
-    wait_until(lambda: board.table.rowCount() >= 4, 30, "patients")  # type: ignore[attr-defined]
+    _sign_in(kiosk_app)
     pump(0.5)
     steps["signed in, ward board with patients"] = _rss() / 2**20
     for row in (0, 1, 2):
@@ -221,8 +224,7 @@ def rss_steps(url: str) -> None:
         pump(0.5)
         steps[f"chart window {row + 1}"] = _rss() / 2**20
     print(json.dumps(steps), flush=True)
-    kiosk_app.bridge.run_sync(_logout)
-    kiosk_app.shutdown()
+    _close(kiosk_app)
     del app
 
 
@@ -393,8 +395,7 @@ def ui_stall(url: str, refreshes: str = "20", windows: str = "5", period_ms: str
         "idle": idle,
     }
     print(json.dumps(result), flush=True)
-    kiosk.bridge.run_sync(_logout)  # type: ignore[attr-defined]
-    kiosk.shutdown()  # type: ignore[attr-defined]
+    _close(kiosk)
     del app
 
 
