@@ -2,7 +2,8 @@
 
 Windows never build their own session: they get ``KioskApp.instance()`` (or the ``app`` they
 were created with) and go through its bridge. The app turns the core's signals into what the
-nurse sees: the sign-in window, the workspace, the lock pages, the re-authentication dialog,
+nurse sees: the sign-in window, the workspace (:mod:`kiosk.qt.workspace`: one top-level window
+with every kiosk window as a tab), the lock pages, the re-authentication dialog,
 the indicator in every status bar and the banners.
 
 Idle lock: an application-wide event filter notes every key press, click, wheel and touch; a
@@ -31,6 +32,7 @@ from kiosk.qt.indicators import SessionFacts, banner_for, describe_session
 from kiosk.qt.login import LoginWindow, ReauthDialog, field_label, friendly_error
 from kiosk.qt.resources import stylesheet
 from kiosk.qt.windows import KioskWindow, WindowRegistry
+from kiosk.qt.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,7 @@ class KioskApp(QObject):
             ward.register(self.registry)  # running from a source tree without entry points
         self.username_label = field_label(server.username_field)
         self.windows: list[KioskWindow] = []
+        self.workspace: Workspace | None = None  # built at the first sign-in
         self.recent_events: deque[SecurityEvent] = deque(maxlen=200)
         self.facts = SessionFacts()
         self.locked = False
@@ -179,6 +182,8 @@ class KioskApp(QObject):
                 log.warning("signing out the memory-only session on exit failed", exc_info=True)
         for window in list(self.windows):
             window.close()
+        if self.workspace is not None:
+            self.workspace.close()
         self.login_window.close()
         self.bridge.stop()
         app = QApplication.instance()
@@ -229,6 +234,8 @@ class KioskApp(QObject):
         self.facts = replace(self.facts, locked=True, idle_lock_in=None)
         for window in self.windows:
             window.show_locked(self.facts.user)
+        if self.workspace is not None:
+            self.workspace.show_locked()
         if self.reauth_dialog is not None:
             self.reauth_dialog.hide()
 
@@ -256,6 +263,8 @@ class KioskApp(QObject):
                 self.facts = replace(self.facts, locked=False)
                 for window in self.windows:
                     window.show_unlocked()
+                if self.workspace is not None:
+                    self.workspace.show_unlocked()
                 if self.reauth_dialog is not None:
                     self.reauth_dialog.show()
             else:
@@ -281,6 +290,8 @@ class KioskApp(QObject):
 
     def _end_workspace(self, reason: str, notice: str) -> None:
         self._close_all_windows()
+        if self.workspace is not None:
+            self.workspace.release()
         self.locked = False
         self.facts = SessionFacts()
         self.login_window.notice.setText(notice)
@@ -295,23 +306,44 @@ class KioskApp(QObject):
         for window in list(self.windows):
             window.close()
         self.windows.clear()
+        if self.workspace is not None:
+            self.workspace.show_unlocked()  # a tap-over opens the next user's workspace in it
 
     # -- windows --------------------------------------------------------------------------
 
     def open_window(self, name: str, **kwargs: Any) -> KioskWindow:
-        """Open a window of the registered kind ``name``."""
+        """Open a window of the registered kind ``name``, in front in the workspace.
+
+        The first window of a session (the ward board) is the workspace's home: its tab has
+        no close button.
+        """
         window = self.registry.get(name).factory(self, **kwargs)
+        workspace = self._workspace()
         self.windows.append(window)
         window.indicator.show_view(describe_session(self.facts, time.time()))
         if self.locked:
             window.show_locked(self.facts.user)
-        window.show()
+        workspace.add(window, closable=len(self.windows) > 1)
+        if not workspace.isVisible():
+            workspace.showMaximized()  # a kiosk fills its screen
         return window
+
+    def _workspace(self) -> Workspace:
+        if self.workspace is None:
+            self.workspace = Workspace(self)
+        return self.workspace
+
+    def show_window(self, window: KioskWindow) -> None:
+        """Bring ``window`` to the front of the workspace."""
+        if self.workspace is not None:
+            self.workspace.show_window(window)
 
     def window_closed(self, window: KioskWindow) -> None:
         """A window was closed (by the user or by the app)."""
         if window in self.windows:
             self.windows.remove(window)
+        if self.workspace is not None:
+            self.workspace.remove(window)
 
     # -- core signals ---------------------------------------------------------------------
 
@@ -357,7 +389,7 @@ class KioskApp(QObject):
         if self.reauth_dialog is not None:
             return
         reason = REAUTH_REASONS.get(self._reauth_reason, "the session could not be renewed")
-        parent = self.windows[0] if self.windows else None
+        parent = self.workspace
         dialog = ReauthDialog(self.username_label, self.facts.user or "", reason, parent)
         dialog.form.submitted.connect(self._reauthenticate)
         dialog.sign_out_requested.connect(self.sign_out)

@@ -147,40 +147,53 @@ class SessionIndicator(QWidget):
 
 
 class Banner(QFrame):
-    """A dismissible strip at the top of a window for events that need attention."""
+    """A dismissible strip at the top of a window for events that need attention.
+
+    Its icon, words and button are built at the first banner: most windows never show one,
+    and every widget costs memory under the application stylesheet (bench/RESULTS.md).
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("banner")
-        self._icon = QLabel(self)
-        self._text = QLabel(self)
-        self._text.setWordWrap(True)
-        self._close = QPushButton("Dismiss", self)
-        self._close.setAccessibleName("Dismiss notice")
-        self._close.clicked.connect(self.hide)
-        layout = QHBoxLayout(self)
-        layout.addWidget(self._icon)
-        layout.addWidget(self._text, 1)
-        layout.addWidget(self._close)
+        self._icon: QLabel | None = None
+        self._text: QLabel | None = None
         self.setAccessibleName("Notice")
         self.view: BannerView | None = None
         self.hide()
 
+    def _build(self) -> tuple[QLabel, QLabel]:
+        if self._icon is None or self._text is None:
+            self._icon = QLabel(self)
+            self._text = QLabel(self)
+            self._text.setWordWrap(True)
+            dismiss = QPushButton("Dismiss", self)
+            dismiss.setAccessibleName("Dismiss notice")
+            dismiss.clicked.connect(self.hide)
+            layout = QHBoxLayout(self)
+            layout.addWidget(self._icon)
+            layout.addWidget(self._text, 1)
+            layout.addWidget(dismiss)
+        return self._icon, self._text
+
     def show_banner(self, view: BannerView) -> None:
         """Show ``view`` (a more severe banner replaces a milder one, not the reverse)."""
         order = {"info": 0, "low": 1, "medium": 2, "high": 3}
-        if self.isVisible() and self.view and order[view.severity] < order[self.view.severity]:
+        # isHidden, not isVisible: a banner in a tab behind the current one is shown but not
+        # visible, and must not let a milder event replace its severe one.
+        if not self.isHidden() and self.view and order[view.severity] < order[self.view.severity]:
             return
+        icon, text = self._build()
         self.view = view
         self.setProperty("severity", view.severity)
         self.style().unpolish(self)
         self.style().polish(self)
-        self._icon.setPixmap(pixmap(view.icon))
-        self._text.setText(view.text)
+        icon.setPixmap(pixmap(view.icon))
+        text.setText(view.text)
         self.setAccessibleDescription(view.text)
         self.show()
 
     @property
     def text(self) -> str:
-        """The words shown."""
-        return self._text.text()
+        """The words shown ("" before the first banner)."""
+        return self._text.text() if self._text is not None else ""

@@ -17,15 +17,16 @@ from PySide6.QtGui import QColor, QPainter, QPixmap
 
 from kiosk.core import BackoffPolicy, MemoryVault, ServerSettings, SessionPolicy, TokenManager
 from kiosk.qt.app import KioskApp
-from kiosk.qt.walkthrough import pump, save_screenshot, wait_until
+from kiosk.qt.walkthrough import front_window, pump, save_screenshot, wait_until
 from kiosk.qt.ward import PatientChart, WardBoard
 from kiosk.testing.faults import FaultInjector
 
 
 def _composite(window: Any, dialog: Any, path: Path) -> Path:
     """The window with the dialog drawn centred over it (they are separate top-levels)."""
+    top = front_window(window)
     pump(0.05)
-    base: QPixmap = window.grab()
+    base: QPixmap = top.grab()
     over: QPixmap = dialog.grab()
     painter = QPainter(base)
     painter.fillRect(base.rect(), QColor(0, 0, 0, 110))

@@ -83,11 +83,21 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         pump(0.02)
 
 
+def front_window(widget: QWidget) -> QWidget:
+    """The top-level window showing ``widget``, with ``widget``'s workspace tab in front."""
+    top = widget.window()
+    show_window = getattr(top, "show_window", None)
+    if callable(show_window) and top is not widget:
+        show_window(widget)
+    return top
+
+
 def save_screenshot(widget: QWidget, path: Path) -> Path:
-    """Render ``widget`` (offscreen too) to a PNG."""
+    """Render ``widget``'s window (offscreen too) to a PNG, its workspace tab in front."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    top = front_window(widget)
     pump(0.05)
-    if not widget.grab().save(str(path), "PNG"):
+    if not top.grab().save(str(path), "PNG"):
         raise OSError(f"could not write {path}")
     return path
 
@@ -224,8 +234,12 @@ class Walkthrough:
         self._charts()[1].value.setText("half-typed note")
         self.app.lock()
         wait_until(lambda: all(w.locked for w in self.app.windows), 5, "every window to lock")
-        if any(chart.value.isVisible() for chart in self._charts()):
+        # isVisibleTo: what each window would show in front, not only the tab that is.
+        if any(chart.value.isVisibleTo(chart) for chart in self._charts()):
             raise StepFailed("patient data visible while locked")
+        workspace = self.app.workspace
+        if workspace is not None and workspace.tabs.tabBar().isVisible():
+            raise StepFailed("the tabs (patients' names) visible while locked")
         self._shot(self._board(), "lock")
         return f"{len(self.app.windows)} windows locked"
 

@@ -6,7 +6,9 @@ demo, the security panel and the policy page register themselves the same way.
 
 Every KioskWindow has the session indicator in its status bar, the attention banner on top,
 and a stack whose second page is the lock page: locking switches the page, so the window's
-own widgets (and whatever is half-typed in them) stay exactly as they were, unseen.
+own widgets (and whatever is half-typed in them) stay exactly as they were, unseen. Windows
+are shown as tabs of the workspace (:mod:`kiosk.qt.workspace`, which says why), so the menus
+and the session shortcuts are the workspace's, not each window's.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from kiosk.qt.indicators import Banner, SessionIndicator
@@ -96,30 +97,7 @@ class KioskWindow(QMainWindow):
         self.setCentralWidget(self.stack)
         self.indicator = SessionIndicator()
         self.statusBar().addWidget(self.indicator, 1)
-        self._add_actions()
-        self.resize(900, 640)
-
-    def _add_actions(self) -> None:
-        menu = self.menuBar().addMenu("&Session")
-        for text, shortcut, slot in (
-            ("&Lock now", "Ctrl+L", self.app.lock),
-            ("&Sign out", "Ctrl+Shift+Q", self.app.sign_out),
-        ):
-            action = QAction(text, self)
-            action.setShortcut(QKeySequence(shortcut))
-            action.triggered.connect(slot)
-            menu.addAction(action)
-            self.addAction(action)  # the shortcut works even with the menu bar hidden
-        windows = self.menuBar().addMenu("&Windows")
-        open_window = self.app.open_window
-        for kind in self.app.registry.kinds():
-            if kind.in_menu:
-                action = QAction(kind.title, self)
-                # Not ``self.app.open_window`` inside the lambda: a slot that refers to its own
-                # window keeps it alive (a cycle through Qt that Python's GC cannot see), so a
-                # closed window and its backing store stayed in memory for the whole shift.
-                action.triggered.connect(lambda _=False, n=kind.name: open_window(n))
-                windows.addAction(action)
+        self.statusBar().setSizeGripEnabled(False)  # a tab, not a window: the workspace resizes
 
     @property
     def lock_page(self) -> LockPage:
@@ -139,18 +117,11 @@ class KioskWindow(QMainWindow):
         """Hide the content behind the lock page."""
         self.lock_page.prepare(user)
         self.stack.setCurrentWidget(self.lock_page)
-        # Nothing but the lock page works while locked: no menus, no window shortcuts.
-        self.menuBar().setEnabled(False)
-        for action in self.actions():
-            action.setEnabled(False)
         self.setWindowTitle("Locked — kiosk")
 
     def show_unlocked(self) -> None:
         """Bring the content back, as it was."""
         self.stack.setCurrentIndex(0)
-        self.menuBar().setEnabled(True)
-        for action in self.actions():
-            action.setEnabled(True)
         self.setWindowTitle(f"{self.accessibleName()} — kiosk")
 
     def session_changed(self) -> None:

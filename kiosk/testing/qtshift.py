@@ -407,8 +407,29 @@ class QtShiftSimulator(QObject):
         return _Work("open_chart")
 
     def _touch(self, window: QWidget | None) -> None:
-        if window is not None and window.isVisible():
-            self._input.mouseMove(window, window.rect().center())
+        if window is None:
+            return
+        target = window if window.isVisible() else window.window()  # a tab behind: the workspace
+        if target.isVisible():
+            self._input.mouseMove(target, target.rect().center())
+
+    def _front(self, window: QWidget) -> None:
+        """She taps the window's tab, if it is not the one in front."""
+        workspace = self.app.workspace if self.app is not None else None
+        if workspace is None:
+            return
+        index = workspace.tabs.indexOf(window)
+        if index < 0 or workspace.tabs.currentIndex() == index:
+            return
+        bar = workspace.tabs.tabBar()
+        self._input.mouseClick(
+            bar,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+            bar.tabRect(index).center(),
+        )
+        if workspace.tabs.currentIndex() != index:
+            workspace.show_window(window)  # the tab was scrolled out of the bar
 
     def _can_act(self, slot: _Slot, now: float) -> bool:
         app = self.app
@@ -431,6 +452,7 @@ class QtShiftSimulator(QObject):
                 return
             if slot.window is not board:
                 self._adopt(slot, board)
+            self._front(board)
             self._send(slot, work, now)
             self._input.mouseClick(board.reload_button, Qt.MouseButton.LeftButton)
             return
@@ -444,6 +466,7 @@ class QtShiftSimulator(QObject):
             return
         assert chart is not None
         assert work.note is not None
+        self._front(chart)
         if chart.unsent != work.note:
             if chart.unsent:
                 chart.value.clear()  # not hers to send (cannot happen; keeps the count honest)
@@ -462,6 +485,7 @@ class QtShiftSimulator(QObject):
         if slot.window is not None:
             slot.window.close()
             slot.window = None
+        self._front(board)
         row = slot.row % len(board.patients)
         item = board.table.item(row, 1)
         if item is not None:

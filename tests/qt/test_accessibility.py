@@ -10,15 +10,17 @@ from PySide6.QtWidgets import (
     QComboBox,
     QLineEdit,
     QListWidget,
+    QTabBar,
     QTableWidget,
     QWidget,
 )
 
 from kiosk.core import SessionPolicy
+from kiosk.qt.indicators import BannerView
 
 pytestmark = pytest.mark.server
 
-CONTROLS = (QAbstractButton, QLineEdit, QComboBox, QListWidget, QTableWidget)
+CONTROLS = (QAbstractButton, QLineEdit, QComboBox, QListWidget, QTableWidget, QTabBar)
 
 
 def _controls(root: QWidget) -> list[QWidget]:
@@ -59,7 +61,9 @@ def test_every_control_has_an_accessible_name_and_a_44px_target(qtbot, make_app,
     app.open_window("policy")
     for window in app.windows:
         assert window.lock_page.form.password.accessibleName() == "Password"  # built lazily
-    roots = [app.login_window, *app.windows]
+        window.banner.show_banner(BannerView("info", "info", "A notice"))  # built lazily too
+    assert app.workspace is not None
+    roots = [app.login_window, app.workspace]  # the workspace holds every window
     checked = 0
     for root in roots:
         for control in _controls(root):
@@ -67,7 +71,7 @@ def test_every_control_has_an_accessible_name_and_a_44px_target(qtbot, make_app,
                 continue  # Qt's own internals (a table's corner button, scroll arrows)
             assert control.accessibleName(), f"{type(control).__name__} in {root.windowTitle()}"
             visible = control.isVisibleTo(root)
-            if visible and isinstance(control, QAbstractButton | QLineEdit | QComboBox):
+            if visible and isinstance(control, QAbstractButton | QLineEdit | QComboBox | QTabBar):
                 assert control.sizeHint().height() >= 44 or control.height() >= 44, (
                     f"{control.accessibleName()} is {control.height()} px high"
                 )

@@ -46,7 +46,7 @@ def test_lock_then_resume_keeps_unsent_form_text(qtbot, make_app, simplejwt_serv
     with qtbot.waitSignal(app.lock_changed, timeout=5000):
         app.lock()
     assert all(w.locked for w in app.windows)
-    assert not chart.value.isVisible()  # patient data hidden behind the lock page
+    assert not chart.value.isVisibleTo(chart)  # patient data hidden behind the lock page
     page = chart.lock_page.form
     assert page.username.text() == "alice"
     page.password.setText("wrong")
@@ -165,12 +165,20 @@ def test_a_closed_window_is_freed(qtbot, make_app, simplejwt_server):
 
     app = make_app(simplejwt_server)
     sign_in(qtbot, app)
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QTabBar
+
     closed = []
-    for kind in ("chart", "security", "policy"):
+    for kind in ("chart", "security", "policy", "chart"):
         window = _chart(qtbot, app) if kind == "chart" else app.open_window(kind)
         qtbot.wait(200)
         closed.append(weakref.ref(window))
-        window.close()
+        if len(closed) < 4:
+            window.close()
+        else:  # the tab's close button
+            bar = app.workspace.tabs.tabBar()
+            button = bar.tabButton(bar.count() - 1, QTabBar.ButtonPosition.RightSide)
+            qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
         del window
     qtbot.waitUntil(lambda: (gc.collect(), all(ref() is None for ref in closed))[1], timeout=5000)
     assert [w.kind for w in app.windows] == ["ward"]
