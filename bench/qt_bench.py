@@ -9,8 +9,8 @@ machine's noise hits both alike; one discarded warm-up pair goes first (cold pag
   child is spawned; the child prints ``time.time()`` once its window has been shown and been
   through one event-loop turn. Both variants are timed exactly so, so both include spawning
   and the interpreter's own start (``startup_python_s``, reported alongside). Target ≤ 1.5.
-* ``rss_ratio``: RSS after login with the workspace (the ward board) and three chart windows
-  open, with the kiosk's default vault, ÷ RSS of a bare PySide6 window in a process that also
+* ``rss_ratio``: RSS after login with the workspace open, holding the ward board and three charts
+  as tabs, with the kiosk's default vault, ÷ RSS of a bare PySide6 window in a process that also
   imported httpx, PyJWT and keyring (and resolved the keyring backend). Target ≤ 1.25.
   ``rss_ratio_3_windows`` reads "three windows" as board + two charts (same processes).
   ``rss_ratio_vs_fixed_floor`` divides by a floor that corrects PySide6's source caching as

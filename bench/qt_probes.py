@@ -14,7 +14,7 @@
   kiosk): the floor of a PySide6 app that does what the kiosk does about it (see
   ``kiosk/qt/__init__.py``). Reported beside ``rss-floor``, never instead of it.
 * ``rss-kiosk URL``: signs in through the real :class:`~kiosk.qt.app.KioskApp` with its default
-  vault, opens the workspace (the ward board) and three chart windows; prints one JSON object
+  vault, opens the workspace (its tabs: the ward board, then three charts); prints one JSON object
   with the RSS at three windows (board + two charts) and at four (board + three charts).
 * ``rss-steps URL``: the ``rss-kiosk`` path with the RSS (MB) after each step, for finding
   where the memory goes; prints one JSON object (step name -> MB), in order.

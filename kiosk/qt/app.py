@@ -3,13 +3,15 @@
 Windows never build their own session: they get ``KioskApp.instance()`` (or the ``app`` they
 were created with) and go through its bridge. The app turns the core's signals into what the
 nurse sees: the sign-in window, the workspace (:mod:`kiosk.qt.workspace`: one top-level window
-with every kiosk window as a tab), the lock pages, the re-authentication dialog,
-the indicator in every status bar and the banners.
+with every kiosk window as a tab), the lock pages, the re-authentication dialog, the indicator
+in every status bar and the banners.
 
-Idle lock: an application-wide event filter notes every key press, click, wheel and touch; a
-one-second tick shows a countdown in every status bar for the last seconds before the lock and
-locks at the policy's idle time. Locking is immediate in the UI thread (every window switches
-to its lock page) and then reported to the core; nothing waits on the network.
+Idle lock: an event filter on the native windows of the sign-in window, the workspace and the
+re-authentication dialog notes every key press, click, wheel and touch (:mod:`kiosk.qt.activity`
+says why not one on the whole application); a one-second tick shows a countdown in every
+status bar for the last seconds before the lock and locks at the policy's idle time. Locking is
+immediate in the UI thread (every window switches to its lock page) and then reported to the
+core; nothing waits on the network.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 import httpx
-from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
 from kiosk.core import SecurityEvent, ServerSettings, SessionPolicy, TokenManager
 from kiosk.core.vault import Vault
 from kiosk.qt import panels, ward
+from kiosk.qt.activity import ActivityMonitor
 from kiosk.qt.bridge import CoreBridge
 from kiosk.qt.indicators import SessionFacts, banner_for, describe_session
 from kiosk.qt.login import LoginWindow, ReauthDialog, field_label, friendly_error
@@ -35,15 +38,6 @@ from kiosk.qt.windows import KioskWindow, WindowRegistry
 from kiosk.qt.workspace import Workspace
 
 log = logging.getLogger(__name__)
-
-_ACTIVITY = {
-    QEvent.Type.KeyPress,
-    QEvent.Type.MouseButtonPress,
-    QEvent.Type.MouseMove,
-    QEvent.Type.Wheel,
-    QEvent.Type.TouchBegin,
-}
-
 
 #: Why the server wants the password again, in words (keyed by the core's reason codes).
 REAUTH_REASONS = {
@@ -61,6 +55,8 @@ class KioskApp(QObject):
 
     Signals:
         signed_in(str): a user's workspace is open.
+        window_opened(object): a window (a KioskWindow) was opened; emitted before its first
+            answer can arrive, so whoever watches its requests sees them all.
         signed_out(str): the session ended; the argument says why.
         lock_changed(bool): the workstation locked (True) or unlocked (False).
         refreshed(): the session was renewed (a refresh succeeded).
@@ -68,6 +64,7 @@ class KioskApp(QObject):
     """
 
     signed_in = Signal(str)
+    window_opened = Signal(object)
     signed_out = Signal(str)
     lock_changed = Signal(bool)
     refreshed = Signal()
@@ -121,8 +118,7 @@ class KioskApp(QObject):
         self.login_window.form.submitted.connect(self.login)
         self.bridge.security_event.connect(self._on_event)
         self.bridge.state_changed.connect(self._on_state)
-        self._last_activity = time.monotonic()
-        qapp.installEventFilter(self)
+        self.activity = ActivityMonitor(self)
         self._tick = QTimer(self)
         self._tick.timeout.connect(self._on_tick)
 
@@ -155,7 +151,8 @@ class KioskApp(QObject):
         if show_login:
             self.login_window.show()
             self.login_window.form.reset()
-        elif self.login_window.form.pending is not None:
+        self.activity.watch(self.login_window)  # shown here or already (kiosk.qt.startup)
+        if not show_login and self.login_window.form.pending is not None:
             # Submitted before the application was ready (see kiosk.qt.startup).
             self.login(*self.login_window.form.pending)
 
@@ -186,9 +183,6 @@ class KioskApp(QObject):
             self.workspace.close()
         self.login_window.close()
         self.bridge.stop()
-        app = QApplication.instance()
-        if app is not None:
-            app.removeEventFilter(self)
         if KioskApp._instance is self:
             KioskApp._instance = None
 
@@ -221,7 +215,7 @@ class KioskApp(QObject):
         self.locked = False
         self.login_window.hide_and_release()
         self.login_window.notice.setText("")
-        self._last_activity = time.monotonic()
+        self.activity.note()
         self.open_window("ward")
         self.signed_in.emit(username)
         self._refresh_indicators()
@@ -258,7 +252,7 @@ class KioskApp(QObject):
                     window.lock_page.form.show_error(friendly_error(error))
                 return
             self.locked = False
-            self._last_activity = time.monotonic()
+            self.activity.note()
             if same_user:
                 self.facts = replace(self.facts, locked=False)
                 for window in self.windows:
@@ -267,6 +261,7 @@ class KioskApp(QObject):
                     self.workspace.show_unlocked()
                 if self.reauth_dialog is not None:
                     self.reauth_dialog.show()
+                    self.activity.watch(self.reauth_dialog)
             else:
                 # The previous user was signed out by the core: nothing of hers stays open.
                 self._close_all_windows()
@@ -297,6 +292,7 @@ class KioskApp(QObject):
         self.login_window.notice.setText(notice)
         self.login_window.form.reset()
         self.login_window.show()
+        self.activity.watch(self.login_window)  # a new native window: it was released
         self.signed_out.emit(reason)
 
     def _close_all_windows(self) -> None:
@@ -324,8 +320,10 @@ class KioskApp(QObject):
         if self.locked:
             window.show_locked(self.facts.user)
         workspace.add(window, closable=len(self.windows) > 1)
+        self.window_opened.emit(window)
         if not workspace.isVisible():
             workspace.showMaximized()  # a kiosk fills its screen
+            self.activity.watch(workspace)
         return window
 
     def _workspace(self) -> Workspace:
@@ -396,6 +394,7 @@ class KioskApp(QObject):
         self.reauth_dialog = dialog
         if not self.locked:
             dialog.show()
+            self.activity.watch(dialog)
 
     def _reauthenticate(self, username: str, password: str) -> None:
         async def job(manager: TokenManager) -> None:
@@ -414,19 +413,14 @@ class KioskApp(QObject):
 
     # -- idle lock and indicators ---------------------------------------------------------
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() in _ACTIVITY:
-            self._last_activity = time.monotonic()
-        return False
-
     def note_activity(self) -> None:
         """Count as user activity now (for programmatic use and tests)."""
-        self._last_activity = time.monotonic()
+        self.activity.note()
 
     @property
     def idle_s(self) -> float:
         """Seconds since the last user activity."""
-        return time.monotonic() - self._last_activity
+        return self.activity.idle_s
 
     def _on_tick(self) -> None:
         self.check_idle()

@@ -62,7 +62,8 @@ class WardBoard(KioskWindow):
 
     def __init__(self, app: KioskApp) -> None:
         super().__init__(app, "Ward board")
-        self.table = QTableWidget(0, 3, self.content)
+        self.table = QTableWidget(self.content)
+        self.table.setColumnCount(3)
         self.table.setHorizontalHeaderLabels(["Bed", "Patient", "Ward"])
         self.table.setAccessibleName("Patients")
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)

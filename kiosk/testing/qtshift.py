@@ -4,8 +4,9 @@
 with headless core clients. This module plays the same plan through the *real* kiosk: a
 :class:`~kiosk.qt.app.KioskApp` (its bridge, its network thread, its one TokenManager) against a
 real gunicorn :class:`~kiosk.testing.server.runner.ReferenceServer`, with ``plan.windows`` real
-windows - the ward board and ``windows - 1`` patient charts - driven by keyboard and mouse
-events (``QTest``, or pytest-qt's ``qtbot``) from the UI thread:
+windows - the ward board and ``windows - 1`` patient charts, tabs of the workspace - driven by
+taps and key presses delivered to the workspace's native window as a touch screen delivers them
+(:class:`ScreenInput`, through ``QTest``), from the UI thread:
 
 * **user activity**: each window has a Poisson stream of work at the timeline's rate. On the
   ward board it is a click on *Reload* (``GET /api/patients/``); on a chart it is, for a share
@@ -66,7 +67,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
-from PySide6.QtCore import QEventLoop, QObject, Qt, Signal
+from PySide6.QtCore import QEventLoop, QObject, QPoint, Qt, Signal
+from PySide6.QtGui import QWindow
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -148,6 +150,65 @@ class _FormAttempt:
     deadline: float
 
 
+class ScreenInput:
+    """The nurse's input, delivered as a screen delivers it: to the native window of the
+    widget's top-level window, at the widget's place in it.
+
+    Qt then passes it on to the widget under the pointer or with the focus, as it does for a
+    real touch or key, and the idle lock sees it (it watches the windows, not every widget:
+    kiosk/qt/activity.py). ``QTest.mouseClick(widget)`` would go straight to the widget and
+    count as no activity at all.
+    """
+
+    @staticmethod
+    def _target(widget: QWidget, pos: QPoint | None = None) -> tuple[QWindow, QPoint]:
+        top = widget.window()
+        handle = top.windowHandle()
+        if handle is None:
+            raise RuntimeError(f"{type(top).__name__} is not shown: nowhere to tap")
+        return handle, widget.mapTo(top, pos if pos is not None else widget.rect().center())
+
+    def click(self, widget: QWidget, pos: QPoint | None = None) -> None:
+        """Tap ``widget`` (at ``pos`` in it, else its centre)."""
+        window, point = self._target(widget, pos)
+        QTest.mouseClick(window, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, point)
+
+    def __init__(self) -> None:
+        self._moves = 0
+
+    def move(self, widget: QWidget) -> None:
+        """Move the pointer over ``widget`` (a touch that changes nothing)."""
+        # Never twice to the same point: Qt drops a move that does not move the pointer.
+        self._moves += 1
+        offset = QPoint(self._moves % 7 - 3, self._moves % 5 - 2)
+        window, point = self._target(widget, widget.rect().center() + offset)
+        QTest.mouseMove(window, point)
+
+    def key(
+        self,
+        widget: QWidget,
+        key: Qt.Key,
+        modifier: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier,
+    ) -> None:
+        """Press ``key`` in ``widget``'s window (a shortcut, or Return in the focused field)."""
+        window, _ = self._target(widget)
+        QTest.keyClick(window, key, modifier)
+
+    def focus(self, widget: QWidget) -> None:
+        """Tap ``widget`` unless it has its window's focus already."""
+        if widget.window().focusWidget() is not widget:
+            self.click(widget)
+            if widget.window().focusWidget() is not widget:
+                widget.setFocus()  # something lay over it at that point: she taps it again
+
+    def type(self, widget: QWidget, text: str) -> None:
+        """Type ``text`` into ``widget`` (tapped first unless it has the focus)."""
+        window, _ = self._target(widget)
+        self.focus(widget)
+        for char in text:
+            QTest.keyClick(window, ord(char))  # QTest's char overload: its key and its text
+
+
 class QtShiftSimulator(QObject):
     """Plays a :class:`ShiftPlan` through the real Qt kiosk against a gunicorn server.
 
@@ -158,9 +219,8 @@ class QtShiftSimulator(QObject):
     Args:
         server: a started ReferenceServer (or anything with ``base_url``, ``users``,
             ``stats()``, and ``stop()``/``start()`` for restart faults).
-        qtbot: pytest-qt's fixture: input goes through it and every window is registered
-            with it (so pytest-qt closes what a failed simulation left open); ``QTest``
-            without it.
+        qtbot: pytest-qt's fixture: every window is registered with it (so pytest-qt closes
+            what a failed simulation left open).
         retry_cap_s: the longest a nurse waits before trying failed work again (backoff
             doubles from 1 s up to this; short, because the shift is compressed).
 
@@ -180,8 +240,7 @@ class QtShiftSimulator(QObject):
         super().__init__()
         self.server = server
         self.qtbot = qtbot
-        # QTest and qtbot share these method names and signatures.
-        self._input: Any = qtbot if qtbot is not None else QTest
+        self._input = ScreenInput()
         self.retry_cap_s = retry_cap_s
         self.app: KioskApp | None = None
         #: ``(seconds into the shift, what happened)``, in order: locks, unlocks, handovers,
@@ -230,6 +289,7 @@ class QtShiftSimulator(QObject):
         app.bridge.security_event.connect(self._on_event)
         app.bridge.state_changed.connect(self._on_state)
         app.signed_in.connect(self._on_signed_in)
+        app.window_opened.connect(self._on_window_opened)
         app.signed_out.connect(self._on_signed_out)
         threads = [
             threading.Thread(target=self._restart, args=(w,), name="qtshift-restart", daemon=True)
@@ -277,6 +337,7 @@ class QtShiftSimulator(QObject):
         # Unique per run, not per seed: the notes identify this run's rows on a shared server.
         self.run_id = uuid.uuid4().hex[:12]
         self.log = []
+        self._opening: _Slot | None = None  # the slot whose chart is opening
         self.report = ShiftReport(windows=plan.windows, duration_s=plan.duration_s)
         self.slots = [
             _Slot(i, random.Random(plan.seed * 1000 + i), row=max(0, i - 1))
@@ -411,7 +472,7 @@ class QtShiftSimulator(QObject):
             return
         target = window if window.isVisible() else window.window()  # a tab behind: the workspace
         if target.isVisible():
-            self._input.mouseMove(target, target.rect().center())
+            self._input.move(target)
 
     def _front(self, window: QWidget) -> None:
         """She taps the window's tab, if it is not the one in front."""
@@ -422,12 +483,7 @@ class QtShiftSimulator(QObject):
         if index < 0 or workspace.tabs.currentIndex() == index:
             return
         bar = workspace.tabs.tabBar()
-        self._input.mouseClick(
-            bar,
-            Qt.MouseButton.LeftButton,
-            Qt.KeyboardModifier.NoModifier,
-            bar.tabRect(index).center(),
-        )
+        self._input.click(bar, bar.tabRect(index).center())
         if workspace.tabs.currentIndex() != index:
             workspace.show_window(window)  # the tab was scrolled out of the bar
 
@@ -454,7 +510,7 @@ class QtShiftSimulator(QObject):
                 self._adopt(slot, board)
             self._front(board)
             self._send(slot, work, now)
-            self._input.mouseClick(board.reload_button, Qt.MouseButton.LeftButton)
+            self._input.click(board.reload_button)
             return
         chart = slot.window if isinstance(slot.window, PatientChart) else None
         if work.kind == "record" and chart is None:
@@ -471,11 +527,11 @@ class QtShiftSimulator(QObject):
             if chart.unsent:
                 chart.value.clear()  # not hers to send (cannot happen; keeps the count honest)
             chart.kind_box.setCurrentText("note")
-            self._input.keyClicks(chart.value, work.note)
+            self._input.type(chart.value, work.note)
             if chart.unsent != work.note:
                 raise RuntimeError(f"typing into the chart failed: {chart.unsent!r}")
         self._send(slot, work, now)
-        self._input.mouseClick(chart.record_button, Qt.MouseButton.LeftButton)
+        self._input.click(chart.record_button)
 
     def _open_chart(self, slot: _Slot, work: _Work, now: float) -> None:
         board = self._board()
@@ -491,25 +547,24 @@ class QtShiftSimulator(QObject):
         if item is not None:
             board.table.scrollToItem(item)
             rect = board.table.visualItemRect(item)
-            self._input.mouseClick(
-                board.table.viewport(),
-                Qt.MouseButton.LeftButton,
-                Qt.KeyboardModifier.NoModifier,
-                rect.center(),
-            )
+            self._input.click(board.table.viewport(), rect.center())
         if board.table.currentRow() != row:
             board.table.selectRow(row)  # the row was not clickable (scrolled away)
-        before = set(map(id, self.app.windows if self.app else []))
         self._send(slot, work, now)
-        self._input.mouseClick(board.open_button, Qt.MouseButton.LeftButton)
-        opened = [
-            w
-            for w in (self.app.windows if self.app else [])
-            if id(w) not in before and isinstance(w, PatientChart)
-        ]
-        if not opened:
+        # Adopted as it opens (window_opened): a click through the window system lets Qt
+        # deliver events, so the chart's first answer may arrive before the click returns.
+        self._opening = slot
+        try:
+            self._input.click(board.open_button)
+        finally:
+            self._opening = None
+        if not isinstance(slot.window, PatientChart):
             raise RuntimeError("clicking 'Open chart' opened no chart window")
-        self._adopt(slot, opened[-1])
+
+    def _on_window_opened(self, window: object) -> None:
+        slot = self._opening
+        if slot is not None and isinstance(window, PatientChart) and slot.window is None:
+            self._adopt(slot, window)
 
     def _adopt(self, slot: _Slot, window: KioskWindow) -> None:
         slot.window = window
@@ -613,19 +668,22 @@ class QtShiftSimulator(QObject):
     def _lock_form(self) -> CredentialsForm:
         assert self.app is not None
         assert self.app.windows
-        return self.app.windows[0].lock_page.form
+        # The lock page in front: while locked the tabs are hidden, so it is the one she sees.
+        workspace = self.app.workspace
+        window = workspace.current() if workspace is not None else None
+        return (window or self.app.windows[0]).lock_page.form
 
     def _type(
         self, form: CredentialsForm, user: str, purpose: str, now: float, *, with_user: bool
     ) -> None:
         keys = self._input
         if with_user and form.username.text() != user:
-            form.username.setFocus()
-            keys.keyClick(form.username, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
-            keys.keyClicks(form.username, user)
-        keys.keyClicks(form.password, self.server.users[user])
+            keys.focus(form.username)
+            keys.key(form.username, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+            keys.type(form.username, user)
+        keys.type(form.password, self.server.users[user])
         self.attempt = _FormAttempt(form, purpose, now + 30.0)
-        keys.keyClick(form.password, Qt.Key.Key_Return)
+        keys.key(form.password, Qt.Key.Key_Return)
 
     def _follow_attempt(self, now: float) -> None:
         attempt = self.attempt
@@ -666,7 +724,7 @@ class QtShiftSimulator(QObject):
         if window is None:
             return
         window.activateWindow()
-        self._input.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+        self._input.key(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
         how = "Ctrl+L"
         if not app.locked:
             how = "the Lock now action"  # the shortcut did not reach an inactive window
