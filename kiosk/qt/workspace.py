@@ -54,6 +54,8 @@ class Workspace(QMainWindow):
         self.tabs.setAccessibleName("Open windows")
         self.tabs.tabBar().setAccessibleName("Windows")
         self.tabs.setDocumentMode(True)
+        # Many charts on a narrow screen: shorten the names before resorting to scroll arrows.
+        self.tabs.setElideMode(Qt.TextElideMode.ElideRight)
         self.tabs.currentChanged.connect(self._current_changed)
         self.setCentralWidget(self.tabs)
         self._locked = False
