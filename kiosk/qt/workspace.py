@@ -64,7 +64,7 @@ class Workspace(QMainWindow):
         self.commands.setAccessibleName("Session commands")
         row = QHBoxLayout(self.commands)
         row.setContentsMargins(0, 0, 4, 0)
-        self.open_button = self._command("Open", "Open a window", self.show_open_menu, row)
+        self.open_button = self._command("&Open", "Open a window (Alt+O)", self.show_open_menu, row)
         self.lock_button = self._command("Lock", "Lock now (Ctrl+L)", app.lock, row)
         self.sign_out_button = self._command(
             "Sign out", "Sign out (Ctrl+Shift+Q)", app.sign_out, row

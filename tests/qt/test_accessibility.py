@@ -48,6 +48,24 @@ def test_sign_in_by_keyboard_alone(qtbot, make_app, simplejwt_server):
     qtbot.keyClicks(board.lock_page.form.password, "alice-secret")
     qtbot.keyClick(board.lock_page.form.password, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: not board.locked, timeout=5000)
+    # Open the security panel by keyboard: Alt+O, then the menu's arrow keys and Enter.
+    workspace = app.workspace
+    workspace.activateWindow()
+    qtbot.waitUntil(workspace.isActiveWindow, timeout=5000)
+    qtbot.keyClick(board, Qt.Key.Key_O, Qt.KeyboardModifier.AltModifier)
+    # A mnemonic "animates" the button's click, which lands a moment later.
+    qtbot.waitUntil(lambda: workspace.open_menu is not None, timeout=5000)
+    menu = workspace.open_menu
+    qtbot.waitUntil(menu.isVisible, timeout=5000)
+    titles = [action.text() for action in menu.actions()]
+    for _ in range(titles.index("Security panel") + 1):
+        qtbot.keyClick(menu, Qt.Key.Key_Down)
+    qtbot.keyClick(menu, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: app.windows[-1].kind == "security", timeout=5000)
+    assert workspace.current() is app.windows[-1]
+    # Ctrl+W closes it again (the window in front); the ward board's tab stays.
+    qtbot.keyClick(app.windows[-1], Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier)
+    assert [w.kind for w in app.windows] == ["ward"]
 
 
 def test_every_control_has_an_accessible_name_and_a_44px_target(qtbot, make_app, simplejwt_server):
