@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import httpx
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from kiosk.core import SecurityEvent, ServerSettings, SessionPolicy, TokenManager
 from kiosk.core.vault import Vault
@@ -260,8 +260,7 @@ class KioskApp(QObject):
                 if self.workspace is not None:
                     self.workspace.show_unlocked()
                 if self.reauth_dialog is not None:
-                    self.reauth_dialog.show()
-                    self.activity.watch(self.reauth_dialog)
+                    self._present(self.reauth_dialog)
             else:
                 # The previous user was signed out by the core: nothing of hers stays open.
                 self._close_all_windows()
@@ -291,8 +290,7 @@ class KioskApp(QObject):
         self.facts = SessionFacts()
         self.login_window.notice.setText(notice)
         self.login_window.form.reset()
-        self.login_window.show()
-        self.activity.watch(self.login_window)  # a new native window: it was released
+        self._present(self.login_window)
         self.signed_out.emit(reason)
 
     def _close_all_windows(self) -> None:
@@ -322,9 +320,20 @@ class KioskApp(QObject):
         workspace.add(window, closable=len(self.windows) > 1)
         self.window_opened.emit(window)
         if not workspace.isVisible():
-            workspace.showMaximized()  # a kiosk fills its screen
-            self.activity.watch(workspace)
+            self._present(workspace, maximized=True)  # a kiosk fills its screen
         return window
+
+    def _present(self, window: QWidget, *, maximized: bool = False) -> None:
+        """Show a top-level window and watch it for the idle lock.
+
+        Showing may make a new native window (the sign-in window and the workspace free theirs
+        while hidden), and the activity filter sits on the native window.
+        """
+        if maximized:
+            window.showMaximized()
+        else:
+            window.show()
+        self.activity.watch(window)
 
     def _workspace(self) -> Workspace:
         if self.workspace is None:
@@ -393,8 +402,7 @@ class KioskApp(QObject):
         dialog.sign_out_requested.connect(self.sign_out)
         self.reauth_dialog = dialog
         if not self.locked:
-            dialog.show()
-            self.activity.watch(dialog)
+            self._present(dialog)
 
     def _reauthenticate(self, username: str, password: str) -> None:
         async def job(manager: TokenManager) -> None:

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 from kiosk.core import TokenManager
 from kiosk.qt.app import KioskApp
 from kiosk.qt.ward import PatientChart, WardBoard
+from kiosk.qt.workspace import Workspace
 
 
 class StepFailed(Exception):
@@ -86,9 +87,8 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 def front_window(widget: QWidget) -> QWidget:
     """The top-level window showing ``widget``, with ``widget``'s workspace tab in front."""
     top = widget.window()
-    show_window = getattr(top, "show_window", None)
-    if callable(show_window) and top is not widget:
-        show_window(widget)
+    if isinstance(top, Workspace):
+        top.show_window(widget)
     return top
 
 

@@ -7,8 +7,8 @@ demo, the security panel and the policy page register themselves the same way.
 Every KioskWindow has the session indicator in its status bar, the attention banner on top,
 and a stack whose second page is the lock page: locking switches the page, so the window's
 own widgets (and whatever is half-typed in them) stay exactly as they were, unseen. Windows
-are shown as tabs of the workspace (:mod:`kiosk.qt.workspace`, which says why), so the menus
-and the session shortcuts are the workspace's, not each window's.
+are shown as tabs of the workspace (:mod:`kiosk.qt.workspace`, which says why), so the session's
+commands and shortcuts, and the title that says "Locked", are the workspace's, not each window's.
 """
 
 from __future__ import annotations
@@ -117,12 +117,10 @@ class KioskWindow(QMainWindow):
         """Hide the content behind the lock page."""
         self.lock_page.prepare(user)
         self.stack.setCurrentWidget(self.lock_page)
-        self.setWindowTitle("Locked — kiosk")
 
     def show_unlocked(self) -> None:
         """Bring the content back, as it was."""
         self.stack.setCurrentIndex(0)
-        self.setWindowTitle(f"{self.accessibleName()} — kiosk")
 
     def session_changed(self) -> None:
         """Hook: the session state changed (windows refresh their data here if they wish)."""

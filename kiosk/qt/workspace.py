@@ -179,15 +179,14 @@ class Workspace(QMainWindow):
 
     def show_locked(self) -> None:
         """Hide the tabs (they name patients) and the commands; disable the shortcuts."""
-        self._locked = True
         self._set_open(False)
 
     def show_unlocked(self) -> None:
         """Bring the tabs, commands and shortcuts back."""
-        self._locked = False
         self._set_open(True)
 
     def _set_open(self, shown: bool) -> None:
+        self._locked = not shown
         self.tabs.tabBar().setVisible(shown)
         self.commands.setVisible(shown)
         if self._open_menu is not None and not shown:

@@ -160,6 +160,9 @@ class ScreenInput:
     count as no activity at all.
     """
 
+    def __init__(self) -> None:
+        self._moves = 0
+
     @staticmethod
     def _target(widget: QWidget, pos: QPoint | None = None) -> tuple[QWindow, QPoint]:
         top = widget.window()
@@ -172,9 +175,6 @@ class ScreenInput:
         """Tap ``widget`` (at ``pos`` in it, else its centre)."""
         window, point = self._target(widget, pos)
         QTest.mouseClick(window, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, point)
-
-    def __init__(self) -> None:
-        self._moves = 0
 
     def move(self, widget: QWidget) -> None:
         """Move the pointer over ``widget`` (a touch that changes nothing)."""
@@ -468,11 +468,9 @@ class QtShiftSimulator(QObject):
         return _Work("open_chart")
 
     def _touch(self, window: QWidget | None) -> None:
-        if window is None:
-            return
-        target = window if window.isVisible() else window.window()  # a tab behind: the workspace
-        if target.isVisible():
-            self._input.move(target)
+        # Over the workspace: her window may be a tab behind another, and the tap counts alike.
+        if window is not None and window.window().isVisible():
+            self._input.move(window.window())
 
     def _front(self, window: QWidget) -> None:
         """She taps the window's tab, if it is not the one in front."""
@@ -717,7 +715,7 @@ class QtShiftSimulator(QObject):
         return app.reauth_dialog is None  # "reauth"
 
     def _lock_by_keyboard(self) -> None:
-        """The outgoing nurse presses Ctrl+L (the menu action if the shortcut missed)."""
+        """The outgoing nurse presses Ctrl+L (the *Lock* button's action if it missed)."""
         app = self.app
         assert app is not None
         window = app.windows[0] if app.windows else None
@@ -727,7 +725,7 @@ class QtShiftSimulator(QObject):
         self._input.key(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
         how = "Ctrl+L"
         if not app.locked:
-            how = "the Lock now action"  # the shortcut did not reach an inactive window
+            how = "the Lock button's action"  # the shortcut did not reach an inactive window
             app.lock()
         self.note(f"the outgoing nurse locked the kiosk ({how})")
 
