@@ -4,8 +4,17 @@ The UI thread never waits on the network. :class:`CoreBridge` runs a plain async
 loop in a daemon thread (``kiosk-network``), creates the one :class:`TokenManager` and the
 API client there, and hands work to it with :meth:`CoreBridge.submit`. Results, state changes
 and security events come back as Qt signals; the bridge lives in the UI thread and the
-signals are emitted from the network thread, so Qt delivers them queued, in order, in the
-UI thread.
+network thread's signals are queued, in order, to the bridge's own slots in the UI thread,
+which emit the public signals there.
+
+Why the relay, rather than the public signals emitted from the network thread: a signal
+emitted in one thread and connected to a plain Python callable (a lambda, or a method that is
+not a ``@Slot``) crosses threads through PySide's internal receiver objects, and that path has
+known crashes in PySide6 6.8 and later (PYSIDE-3124; projects that hit it, pymmcore-widgets
+for one, decorated every cross-thread receiver with ``@Slot``). With the relay the only
+cross-thread hop is a queued call of a declared slot of a QObject, whatever a window or a
+hospital's plug-in connects to the public signals: those are emitted in the UI thread, so
+their receivers are called directly there.
 
 Why not qasync or QtAsyncio: DESIGN §2 measured QtAsyncio failing at socket I/O (so
 httpx.AsyncClient fails on it) and qasync being fragile under pytest-qt, while a plain loop
@@ -77,13 +86,17 @@ class CoreBridge(QObject):
         state_changed(str): the session state (``State`` value) after every transition.
         lock_changed(bool): the workstation was locked (True) or unlocked (False).
         security_event(object): every :class:`~kiosk.core.SecurityEvent`, in order.
-        finished(int, object, object): internal; a submitted job's id, result and error.
+
+    All three are emitted in the UI thread. The two private signals below are the only ones
+    emitted in the network thread, and only the bridge's own slots receive them.
     """
 
     state_changed = Signal(str)
     lock_changed = Signal(bool)
     security_event = Signal(object)
-    finished = Signal(int, object, object)
+    # Network thread -> UI thread (queued, in emission order, to the slots below).
+    _event_arrived = Signal(object)
+    _job_finished = Signal(int, object, object)
 
     def __init__(
         self,
@@ -108,8 +121,8 @@ class CoreBridge(QObject):
         self._ids = itertools.count(1)
         self._callbacks: dict[int, Callback] = {}
         self._state = "logged_out"
-        self.finished.connect(self._deliver)
-        self.state_changed.connect(self._remember_state)
+        self._event_arrived.connect(self._relay_event)
+        self._job_finished.connect(self._deliver)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -181,9 +194,9 @@ class CoreBridge(QObject):
             try:
                 result = await job(self.manager)
             except BaseException as exc:
-                self.finished.emit(job_id, None, exc)
+                self._job_finished.emit(job_id, None, exc)
                 raise
-            self.finished.emit(job_id, result, None)
+            self._job_finished.emit(job_id, result, None)
             return result
 
         return self._call_in_loop(run())
@@ -257,18 +270,19 @@ class CoreBridge(QObject):
             await self._manager.aclose()
 
     def _on_event(self, event: SecurityEvent) -> None:
-        # Runs in the network thread; the emits are queued to the UI thread.
-        self.security_event.emit(event)
-        if event.kind.value == "state_changed":
-            self.state_changed.emit(str(event.data.get("to")))
-        elif event.kind.value in {"locked", "unlocked"}:
-            self.lock_changed.emit(event.kind.value == "locked")
+        # Runs in the network thread: the one emit is queued to _relay_event.
+        self._event_arrived.emit(event)
 
     # -- UI thread ------------------------------------------------------------------------
 
-    @Slot(str)
-    def _remember_state(self, state: str) -> None:
-        self._state = state
+    @Slot(object)
+    def _relay_event(self, event: SecurityEvent) -> None:
+        self.security_event.emit(event)
+        if event.kind.value == "state_changed":
+            self._state = str(event.data.get("to"))
+            self.state_changed.emit(self._state)
+        elif event.kind.value in {"locked", "unlocked"}:
+            self.lock_changed.emit(event.kind.value == "locked")
 
     @Slot(int, object, object)
     def _deliver(self, job_id: int, result: Any, error: BaseException | None) -> None:
