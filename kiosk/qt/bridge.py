@@ -20,6 +20,10 @@ Why not qasync or QtAsyncio: DESIGN §2 measured QtAsyncio failing at socket I/O
 httpx.AsyncClient fails on it) and qasync being fragile under pytest-qt, while a plain loop
 in a thread with queued signals passed every case at the same speed.
 
+Python's cyclic garbage collector runs only in the UI thread once the network thread exists
+(:mod:`kiosk.qt.collector`): a collection in the network thread destroyed a closed window's
+widgets there, and crashed the UI thread that was reading them.
+
 The two threads share the GIL, so every microsecond of Python the network thread runs is one
 the UI thread may wait for. :func:`_skip_missing_sniffio` removes the biggest avoidable one:
 httpcore 1.0 calls ``import sniffio`` inside ``current_async_library()``, several times per
@@ -45,6 +49,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from kiosk.core import KioskError, SecurityEvent, ServerSettings, SessionPolicy, TokenManager
 from kiosk.core.vault import Vault
+from kiosk.qt import collector
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +136,9 @@ class CoreBridge(QObject):
         if self._thread is not None:
             return
         _skip_missing_sniffio()
+        # From now on two threads run Python: a cyclic collection in the network thread would
+        # destroy Qt objects there (kiosk/qt/collector.py), so only the UI thread collects.
+        collector.install()
         ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
