@@ -1,7 +1,6 @@
 """Shared test setup: Qt runs offscreen everywhere; a crash prints the thread that crashed."""
 
 import faulthandler
-import gc
 import os
 
 import pytest
@@ -24,18 +23,3 @@ def pytest_configure(config: pytest.Config) -> None:
     except (ImportError, KeyError):
         return
     faulthandler.enable(file=fd, all_threads=False)
-
-
-@pytest.fixture(autouse=True)
-def _collect_between_tests():
-    """Collect what is due after each test, in the main thread.
-
-    Once a test has started the kiosk's network thread, automatic collection is off for the
-    rest of the process and the kiosk collects from a Qt timer (kiosk/qt/collector.py); tests
-    that run no Qt event loop would otherwise never collect.
-    """
-    yield
-    if not gc.isenabled():
-        from kiosk.qt.collector import collect_due_generations
-
-        collect_due_generations()

@@ -25,12 +25,17 @@ Fixtures (docs/qa.md has copy-paste examples):
   :class:`~kiosk.testing.shift.ShiftReport`; ``shift.run_real_time(...)`` against gunicorn;
   ``shift.qt(...)`` through real Qt windows. A failing test shows the shift's KPIs.
 
+After each test, once a kiosk has turned Python's automatic garbage collection off (it
+collects from a Qt timer in the UI thread instead: kiosk/qt/collector.py), the plugin collects
+what is due, in the main thread: tests that run no Qt event loop would otherwise never collect.
+
 Nothing heavy is imported until a fixture is used: the plugin loads in every pytest run of
 an environment where kiosk is installed.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +58,16 @@ def pytest_configure(config: pytest.Config) -> None:
         "(access_s, refresh_s, rotate, blacklist, extra_env; in_process=True for the "
         "in-process server on virtual time)",
     )
+
+
+@pytest.fixture(autouse=True)
+def _kiosk_collect_between_tests() -> Iterator[None]:
+    """Collect what is due after each test once a kiosk turned automatic collection off."""
+    yield
+    if not gc.isenabled():
+        from kiosk.qt.collector import collect_due_generations
+
+        collect_due_generations()
 
 
 def _key(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
