@@ -163,11 +163,11 @@ def test_a_closed_window_is_freed(qtbot, make_app, simplejwt_server):
     import gc
     import weakref
 
-    app = make_app(simplejwt_server)
-    sign_in(qtbot, app)
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QTabBar
 
+    app = make_app(simplejwt_server)
+    sign_in(qtbot, app)
     closed = []
     for kind in ("chart", "security", "policy", "chart"):
         window = _chart(qtbot, app) if kind == "chart" else app.open_window(kind)
